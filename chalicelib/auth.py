@@ -1,0 +1,122 @@
+"""Access gates of spec §1.4, checked in the spec's order; the first failure decides.
+
+Gates: ``user``, ``user+V`` (verified), ``user+V+T`` (verified and current ToS accepted),
+``admin`` (verified, admin token), ``local`` (local, not provisioned), ``user-not-provisioned``,
+``runner`` and ``runner+S`` (runner token; plus online and matching ``session_token``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist
+
+from . import errors
+from .services import tokens
+from .settings import get_settings
+from .store.tokens import Token
+from .store.users import User
+
+USER_GATES = {"user", "user+V", "user+V+T", "admin", "local", "user-not-provisioned"}
+RUNNER_GATES = {"runner", "runner+S"}
+
+
+@dataclass
+class Principal:
+    """An authenticated user request."""
+
+    user: User
+    token: Token
+
+    @property
+    def is_admin(self) -> bool:
+        return bool(self.token.admin_privileges and not self.token.explicit and self.user.is_admin)
+
+
+def bearer_token(headers: Any) -> str | None:
+    """The Bearer token if an Authorization header with that scheme is present, else None."""
+    value = headers.get("authorization")
+    if not value:
+        return None
+    scheme, _, credentials = value.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None  # another scheme counts as absent
+    return credentials.strip()
+
+
+def cookie_token(headers: Any) -> str | None:
+    raw = headers.get("cookie")
+    if not raw:
+        return None
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(raw)
+    except CookieError:
+        # a malformed cookie elsewhere in the header must not hide ours
+        for part in raw.split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == "token":
+                return value.strip('"') or None
+        return None
+    morsel = jar.get("token")
+    return morsel.value if morsel and morsel.value else None
+
+
+def session_cookie(secret: str) -> str:
+    minutes = get_settings().security.tokens.session_expiration_time_minutes
+    return f"token={secret}; Max-Age={minutes * 60}; Path=/; SameSite=lax"
+
+
+CLEAR_COOKIE = 'token=""; Path=/; SameSite=lax'
+
+
+def check_gate(call: Any, gate: str) -> None:
+    if gate in RUNNER_GATES:
+        from .services import runner_auth
+
+        runner_auth.check(call, with_session=gate == "runner+S")
+        return
+    if gate not in USER_GATES:
+        raise ValueError(f"unknown gate {gate}")
+    call.principal = authenticate_user(call, gate)
+
+
+def authenticate_user(call: Any, gate: str) -> Principal:
+    headers = call.request.headers
+    bearer = bearer_token(headers)
+    secret = bearer if bearer is not None else cookie_token(headers)
+    if not secret:
+        raise errors.Unauthorized("Not authenticated", headers={"WWW-Authenticate": "Bearer"})
+    token = tokens.find(secret)
+    if token is None:
+        raise errors.Unauthorized("Invalid or expired token, please log in again",
+                                  headers={"WWW-Authenticate": "Bearer"})
+    try:
+        user = User.get(token.user_id)
+    except DoesNotExist:
+        raise errors.Unauthorized("Invalid or expired token, please log in again",
+                                  headers={"WWW-Authenticate": "Bearer"}) from None
+    principal = Principal(user=user, token=token)
+    settings = get_settings()
+    if gate in ("user+V", "user+V+T", "admin") and not user.is_verified:
+        raise errors.Forbidden("Your email address is not verified yet; please confirm it with the link we sent you")
+    if gate == "admin" and not principal.is_admin:
+        raise errors.Forbidden("This requires a login with admin privileges")
+    if gate == "user+V+T":
+        accepted = user.accepted_tos or {}
+        for tos_id, tos in settings.terms_of_services.items():
+            if int(accepted.get(str(tos_id), 0)) < tos.version:
+                raise errors.Forbidden(f"Please accept the current version of the terms of service '{tos.name}' first")
+    if gate in ("user-not-provisioned", "local") and user.provision_number is not None:
+        raise errors.Forbidden("This account is managed by the server's configuration and cannot be changed here")
+    if tokens.needs_rotation(token):
+        new_secret = tokens.rotate(token)
+        if new_secret is not None:
+            call.set_cookie = session_cookie(new_secret)
+            principal.token = tokens.find(new_secret) or token
+    else:
+        tokens.touch(token)
+    if gate == "local" and user.user_type != "local":
+        raise errors.Forbidden("Only local accounts can do this")
+    return principal

@@ -1,0 +1,326 @@
+"""The one place that touches Chalice's request shape.
+
+``Router.route`` declares an operation once: its path, method, gate, query model, body model and
+response type. From that single declaration we get
+
+* the Chalice view (gate first, then validation, then the handler; spec §1.4 order),
+* Project-W's error and validation shapes (§1.5) and exact ``application/json`` responses (§1.2),
+* the OpenAPI document (``routes/docs.py`` reads ``OPERATIONS``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+import pydantic_core
+from chalice import Blueprint, Response
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from .. import errors
+
+log = logging.getLogger("wisp.http")
+
+JSON = "application/json"
+BodyFormat = Literal["json", "form", "multipart", "binary"]
+
+ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+
+
+@dataclass
+class Operation:
+    """One API operation as declared by a route; the source of the OpenAPI document."""
+
+    tag: str
+    name: str  # upstream function name; operationId is "<tag>-<name>"
+    method: str
+    path: str  # full path, e.g. /api/users/info
+    gate: str | None
+    query: type[BaseModel] | None
+    body: Any
+    body_format: BodyFormat | None
+    response: Any
+    response_media: str
+    errors: dict[int, str]
+    summary: str
+    description: str
+    extension: bool  # a Wisp extension, not part of the Project-W API
+
+    @property
+    def operation_id(self) -> str:
+        return f"{self.tag}-{self.name}"
+
+
+OPERATIONS: list[Operation] = []
+
+
+@dataclass
+class Call:
+    """What a handler gets: the parsed request and the authenticated caller."""
+
+    request: Any  # chalice.app.Request
+    principal: Any = None  # auth.Principal / auth.RunnerPrincipal
+    query: Any = None
+    body: Any = None
+    set_cookie: str | None = None  # filled by the gate on session rotation
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.request.headers.get(name, default)
+
+
+class Router:
+    """A Chalice blueprint for one Project-W router (tag) under one URL prefix."""
+
+    def __init__(self, import_name: str, *, prefix: str, tag: str) -> None:
+        self.blueprint = Blueprint(import_name)
+        self.prefix = prefix
+        self.tag = tag
+
+    def route(
+        self,
+        path: str,
+        method: str,
+        *,
+        gate: str | None,
+        response: Any,
+        query: type[BaseModel] | None = None,
+        body: Any = None,
+        body_format: BodyFormat | None = None,
+        response_media: str = JSON,
+        errors: dict[int, str] | None = None,
+        extension: bool = False,
+        name: str | None = None,
+    ) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
+        def decorate(handler: Callable[[Call], Any]) -> Callable[[Call], Any]:
+            doc = (handler.__doc__ or "").strip()
+            summary, _, description = doc.partition("\n")
+            fmt = body_format or ("json" if body is not None else None)
+            op = Operation(
+                tag=self.tag,
+                name=name or handler.__name__,
+                method=method,
+                path=self.prefix + path,
+                gate=gate,
+                query=query,
+                body=body,
+                body_format=fmt,
+                response=response,
+                response_media=response_media,
+                errors=dict(errors or {}),
+                summary=summary.strip(),
+                description=_dedent(description),
+                extension=extension,
+            )
+            OPERATIONS.append(op)
+            view = _make_view(self.blueprint, op, handler)
+            self.blueprint.route(path, methods=[method], content_types=["*/*"], name=f"{self.tag}_{op.name}")(view)
+            return handler
+
+        return decorate
+
+
+def _dedent(text: str) -> str:
+    import textwrap
+
+    return textwrap.dedent(text).strip()
+
+
+# ------------------------------------------------------------------------------------------
+# Views
+# ------------------------------------------------------------------------------------------
+
+
+def _make_view(blueprint: Blueprint, op: Operation, handler: Callable[[Call], Any]) -> Callable[..., Response]:
+    query_lists = _list_fields(op.query) if op.query is not None else set()
+    body_adapter = _adapter(op.body) if op.body is not None and op.body_format in ("json", "form") else None
+
+    def view(**uri_params: str) -> Response:
+        call = Call(request=blueprint.current_request)
+        try:
+            raw_json: Any = _MISSING
+            if op.body_format == "json":
+                # a syntactically broken JSON body is rejected before authentication (§1.4)
+                raw_json = _decode_json(call.request.raw_body)
+            if op.gate is not None:
+                from .. import auth
+
+                auth.check_gate(call, op.gate)
+            problems: list[dict[str, Any]] = []
+            if op.query is not None:
+                call.query = _validate_query(op.query, call.request.query_params, query_lists, problems)
+            if body_adapter is not None:
+                data = raw_json if op.body_format == "json" else _decode_form(call.request)
+                call.body = _validate_body(body_adapter, data, problems)
+            if problems:
+                raise errors.ValidationFailed(problems)
+            result = handler(call, **uri_params) if uri_params else handler(call)
+        except errors.AppError as exc:
+            return _with_cookie(error_response(exc), call)
+        except Exception as exc:  # noqa: BLE001 - last line of defence: log, answer in our shape
+            return _with_cookie(_unexpected(exc, op), call)
+        if isinstance(result, Response):
+            return _with_cookie(result, call)
+        return _with_cookie(json_response(result, headers=call.headers), call)
+
+    view.__name__ = f"{op.tag}_{op.name}".replace("-", "_")
+    return view
+
+
+def _unexpected(exc: Exception, op: Operation) -> Response:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
+    if code in {"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+                "ServiceUnavailable", "SlowDown", "TransactionConflictException"}:
+        log.warning("%s %s: AWS is busy (%s)", op.method, op.path, code)
+        return error_response(errors.ServiceUnavailable())
+    log.exception("%s %s failed", op.method, op.path)
+    return error_response(errors.AppError())
+
+
+def _with_cookie(response: Response, call: Call) -> Response:
+    if call.set_cookie:
+        response.headers["Set-Cookie"] = call.set_cookie
+    return response
+
+
+# ------------------------------------------------------------------------------------------
+# Responses
+# ------------------------------------------------------------------------------------------
+
+
+def json_response(value: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response with ``Content-Type: application/json`` exactly (no charset, §1.2)."""
+    body = pydantic_core.to_json(value).decode("utf-8")
+    out = {"Content-Type": JSON}
+    if headers:
+        out.update(headers)
+    return Response(body=body, status_code=status, headers=out)
+
+
+def error_response(exc: errors.AppError) -> Response:
+    return json_response({"detail": exc.detail}, status=int(exc.status_code), headers=exc.headers)
+
+
+# ------------------------------------------------------------------------------------------
+# Request parsing
+# ------------------------------------------------------------------------------------------
+
+_MISSING: Any = object()
+
+
+def _adapter(tp: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(tp)
+
+
+def _list_fields(model: type[BaseModel]) -> set[str]:
+    names = set()
+    for name, info in model.model_fields.items():
+        tp = info.annotation
+        if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+            tp = next((a for a in typing.get_args(tp) if a is not type(None)), tp)
+        if typing.get_origin(tp) is list:
+            names.add(info.alias or name)
+    return names
+
+
+def _jsonable_ctx(ctx: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in ctx.items():
+        try:
+            json.dumps(value)
+            out[key] = value
+        except (TypeError, ValueError):
+            out[key] = {}
+    return out
+
+
+def _convert(error: ValidationError, prefix: list[Any], *, missing_input: Any = _MISSING) -> list[dict[str, Any]]:
+    converted = []
+    for err in error.errors(include_url=False):
+        item: dict[str, Any] = {
+            "type": err["type"],
+            "loc": prefix + list(err["loc"]),
+            "msg": err["msg"],
+            "input": err.get("input"),
+        }
+        if err["type"] == "missing" and missing_input is not _MISSING:
+            item["input"] = missing_input
+        if "ctx" in err:
+            item["ctx"] = _jsonable_ctx(err["ctx"])
+        converted.append(item)
+    return converted
+
+
+def _validate_query(model: type[BaseModel], params: Any, lists: set[str], problems: list[dict[str, Any]]) -> Any:
+    data: dict[str, Any] = {}
+    if params:
+        for key in params:
+            data[key] = params.getlist(key) if key in lists else params.getlist(key)[-1]
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_convert(exc, ["query"], missing_input=None))
+        return None
+
+
+def _validate_body(adapter: TypeAdapter[Any], data: Any, problems: list[dict[str, Any]]) -> Any:
+    if data is _MISSING:
+        problems.append({"type": "missing", "loc": ["body"], "msg": "Field required", "input": None})
+        return None
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as exc:
+        problems.extend(_convert(exc, ["body"]))
+        return None
+
+
+def _decode_json(raw: bytes) -> Any:
+    if not raw or not raw.strip():
+        return _MISSING
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise errors.ValidationFailed(
+            [{"type": "json_invalid", "loc": ["body", exc.start], "msg": "JSON decode error", "input": {},
+              "ctx": {"error": "invalid UTF-8"}}]
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise errors.ValidationFailed(
+            [{"type": "json_invalid", "loc": ["body", exc.pos], "msg": "JSON decode error", "input": {},
+              "ctx": {"error": exc.msg}}]
+        ) from None
+    except RecursionError:
+        raise errors.ValidationFailed(
+            [{"type": "json_invalid", "loc": ["body", 0], "msg": "JSON decode error", "input": {},
+              "ctx": {"error": "nesting too deep"}}]
+        ) from None
+
+
+def _decode_form(request: Any) -> Any:
+    """An ``application/x-www-form-urlencoded`` (or multipart, without files) body as a dict."""
+    from urllib.parse import parse_qsl
+
+    raw = request.raw_body or b""
+    content_type = request.headers.get("content-type", "")
+    if content_type.lower().startswith("multipart/form-data"):
+        from ..multipart_form import parse_multipart
+
+        fields, _files = parse_multipart(raw, content_type)
+        return fields
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError:
+        return {}
+    return dict(pairs)
+
+
+def text_response(body: str | bytes, *, content_type: str, status: int = 200,
+                  headers: dict[str, str] | None = None) -> Response:
+    out = {"Content-Type": content_type}
+    if headers:
+        out.update(headers)
+    return Response(body=body, status_code=status, headers=out)

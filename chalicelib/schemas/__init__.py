@@ -1,0 +1,1 @@
+"""API models, named exactly as upstream's ``project_W_lib`` models (``*Request``/``*Response``)."""

@@ -1,0 +1,1 @@
+"""Domain logic. Services see plain data and ``chalicelib.errors``; never botocore types."""

@@ -1,0 +1,136 @@
+"""User tokens: issue, look up, rotate, revoke. Only hashes are stored (spec §1.3)."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from ..settings import get_settings
+from ..store.base import now
+from ..store.counters import next_id
+from ..store.tokens import Token
+from ..store.users import User
+
+TOUCH_INTERVAL = timedelta(minutes=1)  # last_usage is refreshed at most once a minute per token
+
+
+def new_secret() -> str:
+    """32 random bytes, URL-safe base64 without padding (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(secret.encode("utf-8")).digest()).rstrip(b"=").decode("ascii")
+
+
+@dataclass
+class Issued:
+    token: Token
+    secret: str
+
+
+def session_lifetime() -> timedelta:
+    return timedelta(minutes=get_settings().security.tokens.session_expiration_time_minutes)
+
+
+def issue_session(user: User, *, name: str, admin: bool) -> Issued:
+    """A login session token (cookie only), admin only if the login asked for it."""
+    secret = new_secret()
+    token = Token(
+        hash_secret(secret), id=next_id("token"), user_id=user.id, name=name, explicit=False,
+        admin_privileges=admin, expires_at=now() + session_lifetime(), last_usage=now(),
+    )
+    token.save()
+    return Issued(token, secret)
+
+
+def issue_api_token(user: User, *, name: str) -> Issued:
+    """A long-lived API token: never expires, never admin."""
+    secret = new_secret()
+    token = Token(
+        hash_secret(secret), id=next_id("token"), user_id=user.id, name=name, explicit=True,
+        admin_privileges=False, expires_at=None, last_usage=now(),
+    )
+    token.save()
+    return Issued(token, secret)
+
+
+def find(secret: str) -> Token | None:
+    """The live token for ``secret``, or None if unknown or expired."""
+    if not secret or len(secret) > 512:
+        return None
+    try:
+        token = Token.get(hash_secret(secret))
+    except DoesNotExist:
+        return None
+    if token.expires_at is not None and token.expires_at <= now():
+        return None
+    return token
+
+
+def needs_rotation(token: Token) -> bool:
+    if token.explicit or token.expires_at is None:
+        return False
+    window = timedelta(minutes=get_settings().security.tokens.rolling_session_before_expiration_minutes)
+    return token.expires_at - now() < window
+
+
+def rotate(token: Token) -> str | None:
+    """Give the token record a new secret and a fresh expiry; the old secret stops working at once.
+
+    Returns the new secret, or None if a concurrent request rotated it first (the caller then
+    keeps its authentication for this request but sets no cookie)."""
+    secret = new_secret()
+    fresh = Token(
+        hash_secret(secret), id=token.id, user_id=token.user_id, name=token.name, explicit=token.explicit,
+        admin_privileges=token.admin_privileges, expires_at=now() + session_lifetime(), last_usage=now(),
+    )
+    try:
+        with TransactWrite() as tx:
+            tx.delete(token, condition=Token.token_hash.exists())
+            tx.save(fresh, condition=Token.token_hash.does_not_exist())
+    except TransactWriteError:
+        return None
+    return secret
+
+
+def touch(token: Token) -> None:
+    """Record a successful use (user retention measures inactivity from this)."""
+    if token.last_usage is not None and now() - token.last_usage < TOUCH_INTERVAL:
+        return
+    try:
+        token.update(actions=[Token.last_usage.set(now())], condition=Token.token_hash.exists())
+    except UpdateError:
+        pass  # revoked concurrently; this request was authenticated before that
+
+
+def tokens_of(user_id: int) -> list[Token]:
+    return list(Token.by_user.query(user_id))
+
+
+def live_tokens_of(user_id: int) -> list[Token]:
+    """Non-expired tokens, most recently used first."""
+    moment = now()
+    live = [t for t in tokens_of(user_id) if t.expires_at is None or t.expires_at > moment]
+    return sorted(live, key=lambda t: t.last_usage or datetime.min, reverse=True)
+
+
+def revoke(token: Token) -> None:
+    token.delete()
+
+
+def revoke_by_id(user_id: int, token_id: int) -> None:
+    """Delete the user's token with that id; unknown ids and other users' tokens are ignored."""
+    for token in Token.by_user.query(user_id, Token.id == token_id):
+        token.delete()
+
+
+def revoke_all(user_id: int) -> None:
+    with Token.batch_write() as batch:
+        for token in tokens_of(user_id):
+            batch.delete(token)

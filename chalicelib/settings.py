@@ -1,0 +1,270 @@
+"""Operator configuration and deployment environment.
+
+Two sources, kept apart on purpose:
+
+* ``Environment`` — where the AWS resources are (table prefix, bucket, region, local endpoint).
+  These are infra outputs, read from environment variables. PynamoDB reads table names when a
+  model class is created, so they must be known at import time.
+* ``Settings`` — the operator's choices (spec §9), read from one YAML file whose path is in
+  ``WISP_CONFIG``. The same file format is used by ``make run`` and by a deployed stack. Values may
+  be taken from environment variables with ``!ENV ${VAR}`` or ``!ENV ${VAR:default}``.
+
+A bad file fails at start with a ``ConfigError`` whose message names the offending key.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_CONFIG_PATH = "WISP_CONFIG"
+ENV_SECRET_KEY = "WISP_SECRET_KEY"
+ENV_SECRET_KEY_ARN = "WISP_SECRET_KEY_ARN"
+ENV_TABLE_PREFIX = "WISP_TABLE_PREFIX"
+ENV_BUCKET = "WISP_BUCKET"
+ENV_ENDPOINT = "WISP_AWS_ENDPOINT_URL"
+ENV_KMS_KEY = "WISP_KMS_KEY_ID"
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "default-config.yml"
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+# --------------------------------------------------------------------------------------------
+# Environment (infra outputs)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Environment:
+    table_prefix: str  # every DynamoDB table is named "<prefix>-<name>"
+    bucket: str  # S3 bucket for audio and transcripts
+    region: str
+    endpoint_url: str | None  # set only for the local stack (moto server)
+    kms_key_id: str | None  # SSE-KMS key for S3; None → SSE-S3 (AES256)
+
+
+def environment() -> Environment:
+    return Environment(
+        table_prefix=os.environ.get(ENV_TABLE_PREFIX, "wisp"),
+        bucket=os.environ.get(ENV_BUCKET, "wisp-local"),
+        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "eu-central-1",
+        endpoint_url=os.environ.get(ENV_ENDPOINT) or None,
+        kms_key_id=os.environ.get(ENV_KMS_KEY) or None,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Operator settings (spec §9, the parts that make sense on AWS)
+# --------------------------------------------------------------------------------------------
+
+_CLIENT_URL = re.compile(r"^https?://[^/\s?#]+(/[^\s?#]*)?(/#)?$")
+_DOMAIN = re.compile(r"^([a-zA-Z0-9-]+\.)+[a-zA-Z0-9-]+$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProvisionedUser(_Strict):
+    email: str  # login address of the provisioned account
+    password: Annotated[str, Field(min_length=12)]  # re-applied at every start
+    is_admin: bool = False
+
+
+class LocalAccountSettings(_Strict):
+    mode: Literal["enabled", "no_signup", "no_signup_hidden", "disabled"] = "enabled"
+    allowed_email_domains: list[str] = []  # exact domain match; empty = any domain
+    allow_creation_of_api_tokens: bool = True
+    user_provisioning: dict[int, ProvisionedUser] = {}  # provision number → account
+
+    @field_validator("allowed_email_domains")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        for domain in value:
+            if not _DOMAIN.match(domain):
+                raise ValueError(f"{domain!r} is not a domain name")
+        return [d.lower() for d in value]
+
+
+class TokenSettings(_Strict):
+    session_expiration_time_minutes: Annotated[int, Field(ge=15)] = 60
+    rolling_session_before_expiration_minutes: Annotated[int, Field(ge=5)] = 10
+
+    @model_validator(mode="after")
+    def _window(self) -> "TokenSettings":
+        if self.rolling_session_before_expiration_minutes > 0.4 * self.session_expiration_time_minutes:
+            raise ValueError(
+                "rolling_session_before_expiration_minutes must be at most 0.4 × session_expiration_time_minutes"
+            )
+        return self
+
+
+class SecuritySettings(_Strict):
+    # 64 hex chars; deployed stacks leave it empty and name a Secrets Manager secret instead
+    secret_key: str | None = None
+    local_account: LocalAccountSettings = LocalAccountSettings()
+    tokens: TokenSettings = TokenSettings()
+
+    @field_validator("secret_key")
+    @classmethod
+    def _hex(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+            raise ValueError("must be 64 hexadecimal characters (256 bit)")
+        return value
+
+
+class MailSettings(_Strict):
+    sender_email: str = "wisp@localhost.localdomain"  # SES-verified sender address
+    echo_to_console: bool = False  # local stack: also print every mail with its links
+
+
+class ImprintSettings(_Strict):
+    name: str
+    email: str | None = None
+    url: str | None = None
+    additional_imprint_html: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "ImprintSettings":
+        if (self.url is None) == (self.additional_imprint_html is None):
+            raise ValueError("exactly one of url and additional_imprint_html must be set")
+        return self
+
+
+class TosSettings(_Strict):
+    name: str
+    version: Annotated[int, Field(ge=1)]
+    tos_html: str
+
+
+class CleanupSettings(_Strict):
+    finished_job_retention_in_days: Annotated[int, Field(ge=1)] | None = None
+    user_retention_in_days: Annotated[int, Field(ge=90)] | None = None
+
+
+class Settings(_Strict):
+    client_url: str  # frontend URL, normally ending in "/#"; used in mail links
+    security: SecuritySettings = SecuritySettings()
+    mail: MailSettings = MailSettings()
+    imprint: ImprintSettings | None = None
+    terms_of_services: dict[int, TosSettings] = {}
+    cleanup: CleanupSettings = CleanupSettings()
+
+    @field_validator("client_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not _CLIENT_URL.match(value):
+            raise ValueError("must look like http(s)://host[:port][/path][/#]")
+        return value.rstrip("/") if not value.endswith("/#") else value
+
+    @property
+    def secret_key(self) -> bytes:
+        return bytes.fromhex(_secret_key_hex(self.security.secret_key))
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
+
+
+def _yaml_loader() -> type:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def env_constructor(loader: Any, node: Any) -> str:
+        raw = loader.construct_scalar(node)
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"environment variable {name} is referenced by !ENV but not set")
+
+        return _ENV_REF.sub(substitute, raw)
+
+    Loader.add_constructor("!ENV", env_constructor)
+    return Loader
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for err in error.errors(include_url=False):
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"{key}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def parse_settings(text: str, source: str = "<config>") -> Settings:
+    """Parse and validate a configuration document (YAML)."""
+    import yaml
+
+    try:
+        data = yaml.load(text, Loader=_yaml_loader()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc)}") from exc
+    try:
+        _secret_key_hex(settings.security.secret_key)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    return settings
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    path = Path(path or os.environ.get(ENV_CONFIG_PATH) or DEFAULT_CONFIG_PATH)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
+    return parse_settings(text, str(path))
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, loaded once (Lambda cold start or local start)."""
+    return load_settings()
+
+
+def _secret_key_hex(configured: str | None) -> str:
+    if configured:
+        return configured
+    from_env = os.environ.get(ENV_SECRET_KEY)
+    if from_env:
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", from_env):
+            raise ConfigError(f"security.secret_key: {ENV_SECRET_KEY} must be 64 hexadecimal characters")
+        return from_env
+    arn = os.environ.get(ENV_SECRET_KEY_ARN)
+    if arn:
+        return _secret_from_secrets_manager(arn)
+    raise ConfigError(
+        f"security.secret_key: not set (set it in the file, or {ENV_SECRET_KEY}, or {ENV_SECRET_KEY_ARN})"
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _secret_from_secrets_manager(arn: str) -> str:
+    from . import aws
+
+    value = aws.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"].strip()
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        raise ConfigError("security.secret_key: the Secrets Manager secret must hold 64 hexadecimal characters")
+    return value

@@ -1,0 +1,12 @@
+"""PynamoDB models, one table each. ``ALL_MODELS`` is the single list that bootstrap (local
+stack, tests) and the deploy template generator create tables from."""
+from __future__ import annotations
+
+from .banners import Banner
+from .counters import Counter
+from .events import JobEvent
+from .tokens import Token
+from .users import Login, User
+
+ALL_MODELS: list[type] = [Counter, User, Login, Token, Banner, JobEvent]
+

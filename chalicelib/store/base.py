@@ -1,0 +1,35 @@
+"""Shared PynamoDB table settings.
+
+Table names come from the environment when the model class is created (PynamoDB reads
+``Meta.table_name`` then), so ``WISP_TABLE_PREFIX`` must be set before ``chalicelib.store`` is
+imported. Every table is on-demand; its key schema lives in the model, and ``bootstrap`` and the
+deploy template are both derived from these models.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from pynamodb.attributes import UTCDateTimeAttribute
+
+from ..settings import environment
+
+_env = environment()
+
+
+def table(name: str) -> str:
+    return f"{_env.table_prefix}-{name}"
+
+
+class TableMeta:
+    region = _env.region
+    host = _env.endpoint_url
+    billing_mode = "PAY_PER_REQUEST"
+    max_retry_attempts = 4
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(UTCDateTimeAttribute):
+    """UTC timestamps, always timezone-aware."""

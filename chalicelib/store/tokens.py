@@ -1,0 +1,33 @@
+"""User tokens, keyed by the hash of their secret (the secret itself is never stored)."""
+from __future__ import annotations
+
+from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from .base import TableMeta, UTCDateTime, now, table
+
+
+class TokensByUser(GlobalSecondaryIndex["Token"]):
+    class Meta:
+        index_name = "by-user"
+        projection = AllProjection()
+
+    user_id = NumberAttribute(hash_key=True)
+    id = NumberAttribute(range_key=True)
+
+
+class Token(Model):
+    class Meta(TableMeta):
+        table_name = table("tokens")
+
+    token_hash = UnicodeAttribute(hash_key=True)
+    id = NumberAttribute()
+    user_id = NumberAttribute()
+    name = UnicodeAttribute()
+    explicit = BooleanAttribute(default=False)  # API token (never expires, never admin)
+    admin_privileges = BooleanAttribute(default=False)
+    expires_at = UTCDateTime(null=True)
+    last_usage = UTCDateTime(default=now)
+
+    by_user = TokensByUser()

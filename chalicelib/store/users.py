@@ -1,0 +1,45 @@
+"""Users and their unique login keys.
+
+``Login`` makes a login key unique (DynamoDB has no unique secondary indexes): a local account
+claims ``local#<normalised email>``; OIDC and LDAP accounts would claim ``oidc#<iss>#<sub>`` and
+``ldap#<provider>#<uid>``. The user row and its claim are written in one transaction.
+"""
+from __future__ import annotations
+
+from pynamodb.attributes import BooleanAttribute, JSONAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.models import Model
+
+from .base import TableMeta, UTCDateTime, now, table
+
+
+class User(Model):
+    class Meta(TableMeta):
+        table_name = table("users")
+
+    id = NumberAttribute(hash_key=True)
+    user_type = UnicodeAttribute()  # local | oidc | ldap
+    email = UnicodeAttribute()
+    login_key = UnicodeAttribute()
+    provider_name = UnicodeAttribute(default="project-W")
+    password_hash = UnicodeAttribute(null=True)
+    is_admin = BooleanAttribute(default=False)
+    is_verified = BooleanAttribute(default=False)
+    provision_number = NumberAttribute(null=True)
+    accepted_tos = JSONAttribute(default=dict)  # str(tos id) → accepted version
+    created_at = UTCDateTime(default=now)
+
+
+class Login(Model):
+    class Meta(TableMeta):
+        table_name = table("logins")
+
+    login_key = UnicodeAttribute(hash_key=True)
+    user_id = NumberAttribute()
+
+
+def local_login_key(email: str) -> str:
+    return f"local#{email}"
+
+
+def provision_key(number: int) -> str:
+    return f"provision#{number}"

@@ -1,0 +1,59 @@
+"""The seam between the protocol loop and the speech code (STYLE §4 item 15).
+
+`loop.py` only knows `Transcriber`; `transcribe.py` (faster-whisper) and `dummy.py` implement it.
+A transcript is a plain dict shaped like the `as_json` output of spec §10:
+``{"language": str, "segments": [{"start", "end", "text", "words"?, "speaker"?, "chars"?}],
+"word_segments"?: [...]}``.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import JobCancelled
+from .job_settings import JobSettings
+
+Transcript = dict[str, Any]
+
+
+class JobControl:
+    """Handed to a transcriber: cooperative cancellation and progress reporting (0–100)."""
+
+    def __init__(self) -> None:
+        self._cancel = threading.Event()
+        self._progress = 0.0
+        self.cancel_reason = ""
+
+    def cancel(self, reason: str) -> None:
+        self.cancel_reason = reason
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def check_cancelled(self) -> None:
+        """Call between units of work; raises JobCancelled once the job must stop."""
+        if self._cancel.is_set():
+            raise JobCancelled(self.cancel_reason or "cancelled")
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep that wakes early on cancel; returns True if cancelled."""
+        return self._cancel.wait(seconds)
+
+    def set_progress(self, percent: float) -> None:
+        self._progress = min(100.0, max(0.0, float(percent)))
+
+    @property
+    def progress(self) -> float:
+        return self._progress
+
+
+class Transcriber(Protocol):
+    def check_settings(self, settings: JobSettings) -> None:
+        """Raise UnsupportedSettingsError if the job cannot be done; called before the download."""
+
+    def transcribe(self, audio_path: Path, settings: JobSettings, control: JobControl) -> Transcript:
+        """Transcribe the file; check `control` often; raise JobFailed for user-facing errors."""
