@@ -1,11 +1,12 @@
 """Wisp: the Chalice app. Wiring only; the code lives in chalicelib/."""
 from chalicelib import logs
 from chalicelib.application import WispChalice
-from chalicelib.routes import all_routers, fallback
+from chalicelib.routes import all_routers, docs, fallback
 
 app = WispChalice(app_name="wisp")
 logs.configure()
 
 for router in all_routers():
     app.register_blueprint(router.blueprint, url_prefix=router.prefix)
+app.register_blueprint(docs.blueprint)
 fallback.install(app)

@@ -60,6 +60,8 @@ class Api:
             headers["Authorization"] = f"Bearer {token}"
         if cookie:
             headers["Cookie"] = f"token={cookie}"
+        if isinstance(body, str):
+            body = body.encode("utf-8")
         return self.client.http.request(method, path, headers=headers, body=body or b"")
 
     def get(self, path: str, **kw: Any) -> Any:

@@ -74,10 +74,12 @@ class Call:
 class Router:
     """A Chalice blueprint for one Project-W router (tag) under one URL prefix."""
 
-    def __init__(self, import_name: str, *, prefix: str, tag: str) -> None:
+    def __init__(self, import_name: str, *, prefix: str, tag: str,
+                 precondition: Callable[[], None] | None = None) -> None:
         self.blueprint = Blueprint(import_name)
         self.prefix = prefix
         self.tag = tag
+        self.precondition = precondition  # checked before anything else, e.g. "section enabled"
 
     def route(
         self,
@@ -115,7 +117,7 @@ class Router:
                 extension=extension,
             )
             OPERATIONS.append(op)
-            view = _make_view(self.blueprint, op, handler)
+            view = _make_view(self.blueprint, op, handler, self.precondition)
             self.blueprint.route(path, methods=[method], content_types=["*/*"], name=f"{self.tag}_{op.name}")(view)
             return handler
 
@@ -133,13 +135,16 @@ def _dedent(text: str) -> str:
 # ------------------------------------------------------------------------------------------
 
 
-def _make_view(blueprint: Blueprint, op: Operation, handler: Callable[[Call], Any]) -> Callable[..., Response]:
+def _make_view(blueprint: Blueprint, op: Operation, handler: Callable[[Call], Any],
+               precondition: Callable[[], None] | None = None) -> Callable[..., Response]:
     query_lists = _list_fields(op.query) if op.query is not None else set()
     body_adapter = _adapter(op.body) if op.body is not None and op.body_format in ("json", "form") else None
 
     def view(**uri_params: str) -> Response:
         call = Call(request=blueprint.current_request)
         try:
+            if precondition is not None:
+                precondition()
             raw_json: Any = _MISSING
             if op.body_format == "json":
                 # a syntactically broken JSON body is rejected before authentication (§1.4)

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
-from pynamodb.transactions import TransactWrite
+
 
 from ..settings import get_settings
-from ..store.base import now
+from ..store.base import now, transact_write
 from ..store.counters import next_id
 from ..store.tokens import Token
 from ..store.users import User
@@ -91,7 +91,7 @@ def rotate(token: Token) -> str | None:
         admin_privileges=token.admin_privileges, expires_at=now() + session_lifetime(), last_usage=now(),
     )
     try:
-        with TransactWrite() as tx:
+        with transact_write() as tx:
             tx.delete(token, condition=Token.token_hash.exists())
             tx.save(fresh, condition=Token.token_hash.does_not_exist())
     except TransactWriteError:

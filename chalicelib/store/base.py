@@ -33,3 +33,17 @@ def now() -> datetime:
 
 class UTCDateTime(UTCDateTimeAttribute):
     """UTC timestamps, always timezone-aware."""
+
+
+def transact_write(**kwargs: object) -> "TransactWrite":
+    """A PynamoDB write transaction on Wisp's connection (region and local endpoint)."""
+    from pynamodb.connection import Connection
+    from pynamodb.transactions import TransactWrite
+
+    return TransactWrite(connection=Connection(region=_env.region, host=_env.endpoint_url), **kwargs)  # type: ignore[arg-type]
+
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pynamodb.transactions import TransactWrite

@@ -1,0 +1,293 @@
+"""/api/local-account/*: success paths and every documented error (spec §3.2, §8)."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import jwt
+import pytest
+
+from chalicelib.services import email_tokens
+from chalicelib.settings import get_settings
+from chalicelib.store.users import User
+from tests.factories import PASSWORD, make_user, mail_to
+from tests.support import body
+
+GOOD = "Very-Secret-Pass-1"
+
+
+def login(api, email, password, scope=None, agent=None):
+    form = f"username={email}&password={password}" + (f"&scope={scope}" if scope is not None else "")
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if agent:
+        headers["User-Agent"] = agent
+    return api.post("/api/local-account/login", body=form, headers=headers)
+
+
+def cookie_of(response) -> str:
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.endswith("; Path=/; SameSite=lax") and "Max-Age=3600" in cookie
+    return cookie.split(";")[0].split("=", 1)[1]
+
+
+# ------------------------------------------------------------------------------------- signup
+
+
+def test_signup_activate_login_flow(api):
+    # GIVEN a new address WHEN signing up
+    r = api.post("/api/local-account/signup", json={"email": "Alice@Example.ORG", "password": GOOD})
+    assert r.status_code == 200, r.body
+    assert isinstance(body(r), str) and "created" in body(r)
+    # THEN an activation mail with a client_url link arrives (domain normalised, local part kept)
+    mails = mail_to("Alice@example.org")
+    assert len(mails) == 1 and "http://wisp.test/#/local/activate?token=" in mails[0].body
+    # AND the account works unverified but cannot create API tokens yet
+    token = cookie_of(login(api, "Alice@example.org", GOOD))
+    info = body(api.get("/api/users/info", cookie=token))
+    assert info["is_verified"] is False and info["email"] == "Alice@example.org"
+    assert api.post("/api/users/get_new_api_token", query={"name": "x"}, cookie=token).status_code == 403
+    # WHEN activating THEN verified
+    r = api.post("/api/local-account/activate", query={"token": mails[0].link_token()})
+    assert r.status_code == 200 and body(r) == "Success"
+    assert body(api.get("/api/users/info", cookie=token))["is_verified"] is True
+    # AND the same link again is a 400 (already verified)
+    assert api.post("/api/local-account/activate", query={"token": mails[0].link_token()}).status_code == 400
+
+
+def test_signup_validation_errors(api):
+    r = api.post("/api/local-account/signup", json={"email": "not-an-address", "password": GOOD})
+    assert r.status_code == 422
+    assert body(r)["detail"][0]["loc"] == ["body", "email"]
+    r = api.post("/api/local-account/signup", json={"email": "a@example.org", "password": "short"})
+    err = body(r)["detail"][0]
+    assert r.status_code == 422 and err["type"] == "value_error" and err["loc"] == ["body", "password"]
+    assert err["msg"].startswith("Value error, ") and err["ctx"] == {"error": {}}
+    for weak in ("alllowercase-1!", "ALLUPPERCASE-1!", "NoDigitsHere-!!", "NoSpecial12345a"):
+        assert api.post("/api/local-account/signup", json={"email": "a@example.org", "password": weak}).status_code == 422
+    r = api.post("/api/local-account/signup", body=b'{"email": ', headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and body(r)["detail"][0]["type"] == "json_invalid"
+    assert body(api.post("/api/local-account/signup"))["detail"][0]["type"] == "missing"
+
+
+def test_signup_duplicate_is_400(api):
+    make_user("taken@example.org")
+    r = api.post("/api/local-account/signup", json={"email": "taken@EXAMPLE.org", "password": GOOD})
+    assert r.status_code == 400 and isinstance(body(r)["detail"], str)
+
+
+def test_signup_domain_not_allowed(api, monkeypatch):
+    _patch_local(monkeypatch, allowed_email_domains=["uni.example"])
+    assert api.post("/api/local-account/signup", json={"email": "a@other.example", "password": GOOD}).status_code == 400
+    assert api.post("/api/local-account/signup", json={"email": "a@sub.uni.example", "password": GOOD}).status_code == 400
+    assert api.post("/api/local-account/signup", json={"email": "a@uni.example", "password": GOOD}).status_code == 200
+
+
+def test_signup_disabled_is_405_and_disabled_mode_hides_routes(api, monkeypatch):
+    _patch_local(monkeypatch, mode="no_signup")
+    r = api.post("/api/local-account/signup", json={"email": "a@example.org", "password": GOOD})
+    assert r.status_code == 405 and isinstance(body(r)["detail"], str)
+    _patch_local(monkeypatch, mode="disabled")
+    r = api.post("/api/local-account/signup", json={"email": "a@example.org", "password": GOOD})
+    assert r.status_code == 404 and body(r) == {"detail": "Not Found"}
+    assert login(api, "a@example.org", GOOD).status_code == 404
+
+
+def _patch_local(monkeypatch, **changes):
+    settings = get_settings()
+    local = settings.security.local_account.model_copy(update=changes)
+    security = settings.security.model_copy(update={"local_account": local})
+    patched = settings.model_copy(update={"security": security})
+    monkeypatch.setattr("chalicelib.settings.get_settings", lambda: patched)
+    for module in ("chalicelib.services.accounts", "chalicelib.auth", "chalicelib.services.general"):
+        monkeypatch.setattr(f"{module}.get_settings", lambda: patched)
+
+
+# -------------------------------------------------------------------------------------- login
+
+
+def test_login_sets_cookie_and_names_token_after_user_agent(api):
+    person = make_user("bob@example.org")
+    r = login(api, "bob@example.org", PASSWORD, agent="Firefox on Linux")
+    assert r.status_code == 200 and isinstance(body(r), str)
+    token = cookie_of(r)
+    assert len(token) == 43 and token not in r.body.decode()
+    infos = body(api.get("/api/users/get_all_token_info", token=token))
+    assert [(i["name"], i["explicit"], i["admin_privileges"]) for i in infos] == [("Firefox on Linux", False, False)]
+    assert person.user.id == body(api.get("/api/users/info", token=token))["id"]
+
+
+def test_login_errors(api):
+    make_user("carol@example.org")
+    make_user("admin@example.org", admin=True)
+    assert login(api, "carol@example.org", "wrong-password").status_code == 401
+    assert login(api, "nobody@example.org", PASSWORD).status_code == 401
+    assert login(api, "not an address", PASSWORD).status_code == 401
+    assert login(api, "carol@example.org", PASSWORD, scope="admin").status_code == 400
+    assert login(api, "admin@example.org", PASSWORD, scope="admin%20write").status_code == 400
+    r = api.post("/api/local-account/login", body="username=carol@example.org",
+                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 422 and body(r)["detail"][0]["loc"] == ["body", "password"]
+    r = api.post("/api/local-account/login", body=f"username=carol@example.org&password={PASSWORD}&grant_type=magic",
+                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 422
+
+
+def test_admin_login_gives_admin_token(api):
+    make_user("root@example.org", admin=True)
+    token = cookie_of(login(api, "root@example.org", PASSWORD, scope="admin"))
+    infos = body(api.get("/api/users/get_all_token_info", token=token))
+    assert infos[0]["admin_privileges"] is True and infos[0]["name"] == "Unknown device"
+
+
+def test_login_rehashes_outdated_password_hash(api):
+    from argon2 import PasswordHasher
+
+    person = make_user("old@example.org")
+    weak = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
+    person.user.update(actions=[User.password_hash.set(weak)])
+    assert login(api, "old@example.org", PASSWORD).status_code == 200
+    stored = User.get(person.user.id).password_hash
+    assert stored != weak and stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$") and len(stored) == 97
+
+
+# --------------------------------------------------------------------------------- activation
+
+
+def test_activate_errors(api):
+    person = make_user("dave@example.org", verified=False)
+    assert api.post("/api/local-account/activate", query={"token": "garbage"}).status_code == 401
+    assert api.post("/api/local-account/activate").status_code == 422
+    expired = _token_at(email_tokens.ACTIVATION, {"old_email": "dave@example.org", "new_email": None}, hours_ago=25)
+    assert api.post("/api/local-account/activate", query={"token": expired}).status_code == 401
+    other_key = jwt.encode({"old_email": "dave@example.org", "new_email": None, "purpose": "activation",
+                            "iat": 1, "exp": 4102444800}, b"x" * 32, algorithm="HS256")
+    assert api.post("/api/local-account/activate", query={"token": other_key}).status_code == 401
+    reset = email_tokens.make(email_tokens.PASSWORD_RESET, {"email": "dave@example.org"})
+    assert api.post("/api/local-account/activate", query={"token": reset}).status_code == 401
+    ghost = email_tokens.make(email_tokens.ACTIVATION, {"old_email": "ghost@example.org", "new_email": None})
+    assert api.post("/api/local-account/activate", query={"token": ghost}).status_code == 400
+    assert User.get(person.user.id).is_verified is False
+
+
+def _token_at(purpose, payload, *, hours_ago):
+    from chalicelib.store.base import now
+
+    issued = now() - timedelta(hours=hours_ago)
+    claims = {**payload, "purpose": purpose, "iat": issued, "exp": issued + email_tokens.LIFETIME}
+    return jwt.encode(claims, get_settings().secret_key, algorithm="HS256")
+
+
+def test_resend_activation_email(api):
+    person = make_user("erin@example.org", verified=False)
+    r = api.get("/api/local-account/resend_activation_email", token=person.session())
+    assert r.status_code == 200 and len(mail_to("erin@example.org")) == 1
+    verified = make_user("frank@example.org")
+    assert api.get("/api/local-account/resend_activation_email", token=verified.session()).status_code == 400
+    assert api.get("/api/local-account/resend_activation_email").status_code == 401
+    provisioned = make_user("prov@example.org", provision_number=7)
+    assert api.get("/api/local-account/resend_activation_email", token=provisioned.session()).status_code == 403
+    oidc = make_user("oidc@example.org")
+    oidc.user.update(actions=[User.user_type.set("oidc")])
+    assert api.get("/api/local-account/resend_activation_email", token=oidc.session()).status_code == 403
+
+
+# ----------------------------------------------------------------------------- password reset
+
+
+def test_password_reset_flow(api):
+    make_user("gina@example.org")
+    r = api.get("/api/local-account/request_password_reset", query={"email": "gina@example.org"})
+    assert r.status_code == 200 and isinstance(body(r), str)
+    (mail,) = mail_to("gina@example.org")
+    assert "/#/auth/local/reset-password?token=" in mail.body and "24 hours" in mail.body
+    token = mail.link_token()
+    new = "Brand-New-Pass-22"
+    r = api.post("/api/local-account/reset_password", json={"token": token, "new_password": new})
+    assert r.status_code == 200 and body(r) == "Success"
+    assert login(api, "gina@example.org", new).status_code == 200
+    assert login(api, "gina@example.org", PASSWORD).status_code == 401
+    # reusable within its lifetime (spec §8)
+    assert api.post("/api/local-account/reset_password", json={"token": token, "new_password": PASSWORD}).status_code == 200
+
+
+def test_password_reset_is_neutral_and_validates(api):
+    make_user("prov2@example.org", provision_number=9)
+    same = body(api.get("/api/local-account/request_password_reset", query={"email": "nobody@example.org"}))
+    assert same == body(api.get("/api/local-account/request_password_reset", query={"email": "prov2@example.org"}))
+    assert mail_to("nobody@example.org") == [] and mail_to("prov2@example.org") == []
+    assert api.get("/api/local-account/request_password_reset", query={"email": "nope"}).status_code == 400
+    assert api.get("/api/local-account/request_password_reset").status_code == 422
+
+
+def test_reset_password_errors(api):
+    assert api.post("/api/local-account/reset_password", json={"token": "x", "new_password": GOOD}).status_code == 401
+    ghost = email_tokens.make(email_tokens.PASSWORD_RESET, {"email": "ghost@example.org"})
+    assert api.post("/api/local-account/reset_password", json={"token": ghost, "new_password": GOOD}).status_code == 400
+    r = api.post("/api/local-account/reset_password", json={"token": ghost, "new_password": "weak"})
+    assert r.status_code == 422 and body(r)["detail"][0]["loc"] == ["body", "new_password"]
+
+
+# ------------------------------------------------------------------------------ e-mail change
+
+
+def test_change_email_flow(api):
+    person = make_user("hank@example.org")
+    token = person.session()
+    r = api.post("/api/local-account/change_user_email", json={"new_email": "hank@new.example", "password": PASSWORD},
+                 token=token)
+    assert r.status_code == 200
+    (mail,) = mail_to("hank@new.example")
+    # the old address stays active until the link is used
+    assert body(api.get("/api/users/info", token=token))["email"] == "hank@example.org"
+    assert api.post("/api/local-account/activate", query={"token": mail.link_token()}).status_code == 200
+    assert body(api.get("/api/users/info", token=token))["email"] == "hank@new.example"
+    assert login(api, "hank@new.example", PASSWORD).status_code == 200
+    assert login(api, "hank@example.org", PASSWORD).status_code == 401
+    # the old address is free again
+    assert api.post("/api/local-account/signup", json={"email": "hank@example.org", "password": GOOD}).status_code == 200
+
+
+def test_change_email_errors(api, monkeypatch):
+    person = make_user("ivy@example.org")
+    make_user("taken2@example.org")
+    token = person.session()
+    url = "/api/local-account/change_user_email"
+    assert api.post(url, json={"new_email": "x@example.org", "password": "wrong"}, token=token).status_code == 403
+    assert api.post(url, json={"new_email": "taken2@example.org", "password": PASSWORD}, token=token).status_code == 400
+    assert api.post(url, json={"new_email": "bad", "password": PASSWORD}, token=token).status_code == 422
+    assert api.post(url, json={"new_email": "x@example.org"}, token=token).status_code == 422
+    assert api.post(url, json={"new_email": "x@example.org", "password": PASSWORD}).status_code == 401
+    _patch_local(monkeypatch, allowed_email_domains=["example.org"])
+    assert api.post(url, json={"new_email": "x@elsewhere.example", "password": PASSWORD}, token=token).status_code == 400
+
+
+def test_change_email_race_is_400_not_500(api):
+    person = make_user("jack@example.org")
+    api.post("/api/local-account/change_user_email", json={"new_email": "jill@example.org", "password": PASSWORD},
+             token=person.session())
+    (mail,) = mail_to("jill@example.org")
+    make_user("jill@example.org")  # the address is taken before the link is used (§12.10)
+    assert api.post("/api/local-account/activate", query={"token": mail.link_token()}).status_code == 400
+
+
+def test_change_password(api):
+    person = make_user("kim@example.org")
+    token = person.session()
+    url = "/api/local-account/change_user_password"
+    assert api.post(url, json={"new_password": GOOD, "password": "wrong"}, token=token).status_code == 403
+    assert api.post(url, json={"new_password": "weak", "password": PASSWORD}, token=token).status_code == 422
+    r = api.post(url, json={"new_password": GOOD, "password": PASSWORD}, token=token)
+    assert r.status_code == 200
+    assert login(api, "kim@example.org", GOOD).status_code == 200
+    assert api.get("/api/users/info", token=token).status_code == 200  # sessions stay valid
+
+
+@pytest.mark.parametrize("path,payload", [
+    ("/api/local-account/change_user_password", {"new_password": GOOD, "password": PASSWORD}),
+    ("/api/local-account/change_user_email", {"new_email": "z@example.org", "password": PASSWORD}),
+])
+def test_local_gate_refuses_provisioned_and_non_local(api, path, payload):
+    provisioned = make_user("p9@example.org", provision_number=3)
+    assert api.post(path, json=payload, token=provisioned.session()).status_code == 403
+    ldap = make_user("l9@example.org")
+    ldap.user.update(actions=[User.user_type.set("ldap")])
+    assert api.post(path, json=payload, token=ldap.session()).status_code == 403
