@@ -7,7 +7,6 @@ Gates: ``user``, ``user+V`` (verified), ``user+V+T`` (verified and current ToS a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
@@ -46,21 +45,15 @@ def bearer_token(headers: Any) -> str | None:
 
 
 def cookie_token(headers: Any) -> str | None:
+    """The ``token`` cookie. Parsed leniently: a malformed cookie elsewhere must not hide ours."""
     raw = headers.get("cookie")
     if not raw:
         return None
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(raw)
-    except CookieError:
-        # a malformed cookie elsewhere in the header must not hide ours
-        for part in raw.split(";"):
-            name, _, value = part.strip().partition("=")
-            if name == "token":
-                return value.strip('"') or None
-        return None
-    morsel = jar.get("token")
-    return morsel.value if morsel and morsel.value else None
+    for part in raw.split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name == "token":
+            return value.strip().strip('"') or None
+    return None
 
 
 def session_cookie(secret: str) -> str:
