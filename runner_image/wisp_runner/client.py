@@ -1,0 +1,281 @@
+"""BackendClient: typed wrappers for /api/runners/* (spec §3.6, §6) plus the Wisp extensions.
+
+Transient failures (connection errors, 5xx, 429) are retried with exponential backoff. HTTP
+statuses with a protocol meaning become typed exceptions (errors.py) for the loop to act on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+
+from . import constants as c
+from .errors import (
+    BackendError,
+    JobAbortingError,
+    NoJobError,
+    NotOnlineError,
+    RouteMissingError,
+    TransientBackendError,
+    UnauthorizedError,
+)
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6  # total tries per call
+    base_delay: float = 0.5
+    max_delay: float = 10.0
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        if retry_after and retry_after.isdigit():
+            return min(float(retry_after), self.max_delay)
+        return min(self.max_delay, self.base_delay * (2 ** attempt)) * random.uniform(0.8, 1.2)
+
+
+def _detail(resp: requests.Response) -> str:
+    try:
+        body = resp.json()
+        if isinstance(body, dict) and "detail" in body:
+            return str(body["detail"])
+        return json.dumps(body)[:300]
+    except ValueError:
+        return resp.text[:300]
+
+
+class BackendClient:
+    """One runner's connection to the backend. Thread-safe: each thread gets its own HTTP session."""
+
+    def __init__(
+        self,
+        backend_url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.base_url = backend_url.rstrip("/")
+        self._token = token
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self._stop = stop or threading.Event()
+        self._local = threading.local()
+        self.session_token: str | None = None
+        self.runner_id: int | None = None
+        # Wisp extensions: None = not tried yet, False = backend answered 404.
+        self.has_audio_url: bool | None = None
+        self.has_result_upload: bool | None = None
+
+    # ------------------------------------------------------------ transport
+    def _http(self) -> requests.Session:
+        sess = getattr(self._local, "session", None)
+        if sess is None:
+            sess = requests.Session()
+            sess.headers["Authorization"] = f"Bearer {self._token}"
+            sess.headers["User-Agent"] = "wisp-runner"
+            self._local.session = sess
+        return sess
+
+    def _request(
+        self,
+        method: str,
+        route: str,
+        *,
+        json_body: Any = None,
+        with_session: bool = True,
+        stream: bool = False,
+        attempts: int | None = None,
+        optional: bool = False,
+    ) -> requests.Response:
+        params = {c.SESSION_TOKEN_PARAM: self.session_token} if with_session and self.session_token else None
+        tries = attempts or self.retry.attempts
+        last: str = ""
+        for attempt in range(tries):
+            retry_after = None
+            try:
+                resp = self._http().request(
+                    method, self.base_url + route, params=params, json=json_body,
+                    timeout=self.timeout, stream=stream, allow_redirects=False,
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if resp.status_code < 300:
+                    return resp
+                detail = _detail(resp)
+                if resp.status_code == 429 or resp.status_code >= 500:
+                    last = f"HTTP {resp.status_code}: {detail}"
+                    retry_after = resp.headers.get("Retry-After")
+                    resp.close()
+                else:
+                    resp.close()
+                    raise self._error(resp.status_code, detail, route, optional)
+            if attempt + 1 < tries:
+                delay = self.retry.delay(attempt, retry_after)
+                log.warning("%s %s failed (%s); retrying in %.1f s", method, route, last, delay)
+                if self._stop.wait(delay):
+                    break
+        raise TransientBackendError(0, last or "stopped", route)
+
+    @staticmethod
+    def _error(status: int, detail: str, route: str, optional: bool) -> BackendError:
+        if optional and status in (404, 405):
+            return RouteMissingError(status, detail, route)
+        if status == 401:
+            return UnauthorizedError(status, detail, route)
+        if status == 403:
+            return NotOnlineError(status, detail, route)
+        if status == 400:
+            return NoJobError(status, detail, route)
+        if status == 405:
+            return JobAbortingError(status, detail, route)
+        return BackendError(status, detail, route)
+
+    @staticmethod
+    def _json(resp: requests.Response) -> Any:
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise BackendError(resp.status_code, f"expected JSON, got {resp.headers.get('Content-Type')}", resp.url) from exc
+
+    # ------------------------------------------------------------ protocol
+    def register(self, *, name: str, version: str, git_hash: str, source_code_url: str, priority: int) -> int:
+        """POST register; stores the session token. Raises NotOnlineError(403) if already online."""
+        body = {"name": name, "version": version, "git_hash": git_hash,
+                "source_code_url": source_code_url, "priority": priority}
+        data = self._json(self._request("POST", c.ROUTE_REGISTER, json_body=body, with_session=False))
+        self.session_token = str(data["session_token"])
+        self.runner_id = int(data["id"])
+        return self.runner_id
+
+    def unregister(self, *, attempts: int | None = None) -> None:
+        # The stock runner sends the session token here too; the backend ignores it.
+        self._request("POST", c.ROUTE_UNREGISTER, attempts=attempts)
+        self.session_token = None
+
+    def heartbeat(self, progress: float) -> dict[str, Any]:
+        # One try: the heartbeat thread's next tick is the retry.
+        resp = self._request("POST", c.ROUTE_HEARTBEAT, json_body={"progress": round(float(progress), 2)}, attempts=1)
+        return dict(self._json(resp))
+
+    def retrieve_job_info(self) -> dict[str, Any]:
+        return dict(self._json(self._request("GET", c.ROUTE_JOB_INFO)))
+
+    def download_audio(self, dest: Path, *, discard: bool = False) -> str:
+        """Fetch the job's audio into `dest` (also marks the job as in process on the backend).
+
+        With `discard`, the stream is closed unread: used when the job is failed right away,
+        since submit_job_result needs the job to be in process first.
+        Returns the content type.
+        """
+        if self.has_audio_url is not False and not discard:
+            try:
+                resp = self._request("POST", c.ROUTE_WISP_AUDIO_URL, optional=True)
+                url = str(self._json(resp)["url"])
+                self.has_audio_url = True
+                return self._download_presigned(url, dest)
+            except RouteMissingError:
+                log.info("backend has no %s; using %s", c.ROUTE_WISP_AUDIO_URL, c.ROUTE_JOB_AUDIO)
+                self.has_audio_url = False
+        resp = self._request("POST", c.ROUTE_JOB_AUDIO, stream=True)
+        with resp:
+            ctype = resp.headers.get("Content-Type", "")
+            if ctype.split("/")[0].strip().lower() not in ("audio", "video"):
+                raise BackendError(resp.status_code, f"audio has unexpected content type '{ctype}'", c.ROUTE_JOB_AUDIO)
+            if discard:
+                return ctype
+            with open(dest, "wb") as out:
+                for chunk in resp.iter_content(CHUNK):
+                    out.write(chunk)
+        return ctype
+
+    def _download_presigned(self, url: str, dest: Path) -> str:
+        last = ""
+        for attempt in range(self.retry.attempts):
+            try:
+                # Plain GET: the pre-signed URL carries its own auth; a Bearer header would clash.
+                with requests.get(url, stream=True, timeout=self.timeout) as resp:
+                    if resp.status_code < 300:
+                        with open(dest, "wb") as out:
+                            for chunk in resp.iter_content(CHUNK):
+                                out.write(chunk)
+                        return resp.headers.get("Content-Type", "")
+                    last = f"HTTP {resp.status_code}"
+                    if resp.status_code < 500 and resp.status_code != 429:
+                        break
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                last = str(exc)
+            if self._stop.wait(self.retry.delay(attempt)):
+                break
+        raise TransientBackendError(0, f"audio download failed: {last}", "presigned audio URL")
+
+    def submit_result(
+        self, *, transcript: dict[str, Any] | None = None, error_msg: str | None = None,
+        inline_limit: int = c.DEFAULT_INLINE_RESULT_LIMIT,
+    ) -> None:
+        body = {"error_msg": error_msg, "transcript": transcript}
+        payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        if len(payload) > inline_limit and self.has_result_upload is not False:
+            try:
+                self._submit_uploaded(payload)
+                return
+            except RouteMissingError:
+                log.info("backend has no %s; submitting inline", c.ROUTE_WISP_RESULT_UPLOAD)
+                self.has_result_upload = False
+        try:
+            self._request("POST", c.ROUTE_SUBMIT_RESULT, json_body=body)
+        except BackendError as exc:
+            if exc.status == 413 and transcript is not None:
+                self._request("POST", c.ROUTE_SUBMIT_RESULT, json_body={
+                    "error_msg": "the transcript is too large for the backend to accept", "transcript": None})
+                return
+            raise
+
+    def _submit_uploaded(self, payload: bytes) -> None:
+        target = self._json(self._request("POST", c.ROUTE_WISP_RESULT_UPLOAD, optional=True))
+        self.has_result_upload = True
+        url, fields = str(target["url"]), dict(target.get("fields") or {})
+        last = ""
+        for attempt in range(self.retry.attempts):
+            try:
+                resp = requests.post(url, data=fields, files={"file": ("result.json", payload, "application/json")},
+                                     timeout=max(self.timeout, 120))
+                if resp.status_code < 300:
+                    break
+                last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                last = str(exc)
+            if attempt + 1 == self.retry.attempts or self._stop.wait(self.retry.delay(attempt)):
+                raise TransientBackendError(0, f"result upload failed: {last}", "presigned result upload")
+        self._request("POST", c.ROUTE_WISP_SUBMIT_UPLOADED, json_body={"key": fields.get("key")})
+
+
+def fetch_token_from_secret(secret_name: str, *, client_factory: Callable[[], Any] | None = None) -> str:
+    """Read the runner token from AWS Secrets Manager (plain string or JSON {"token": ...})."""
+    if client_factory is None:
+        import boto3  # lazy: only runners configured with a secret need boto3 at all
+
+        def client_factory() -> Any:
+            return boto3.client("secretsmanager")
+
+    value = client_factory().get_secret_value(SecretId=secret_name)["SecretString"].strip()
+    if value.startswith("{"):
+        data = json.loads(value)
+        for key in ("token", "runner_token", "RUNNER_TOKEN"):
+            if key in data:
+                return str(data[key])
+        raise ValueError(f"secret {secret_name} is JSON without a 'token' key")
+    return value
+

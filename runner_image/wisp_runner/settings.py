@@ -1,0 +1,135 @@
+"""Runner configuration from command-line flags, with WISP_RUNNER_* environment variables as defaults."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .constants import DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_INLINE_RESULT_LIMIT, ENV_PREFIX
+from .errors import FatalRunnerError
+
+DEFAULT_HEALTH_FILE = "/tmp/wisp_runner_health"
+# Used when no registry is configured and this file exists (the Docker image's model volume).
+DEFAULT_REGISTRY_FILE = Path("/models/registry.yaml")
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    backend_url: str  # base URL of the backend; the runner calls <url>/api/runners/*
+    token: str | None  # runner token (Bearer); or ...
+    token_secret_name: str | None  # ... the Secrets Manager secret that holds it
+    name: str  # shown to admins; ≤ 40 characters
+    priority: int = 100  # > 0; higher-priority idle runners get jobs first
+    model_registry: Path | None = None  # YAML/JSON model name → dir; None = built-in packages
+    model_cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "wisp-runner")
+    device: str = "cpu"  # cpu | cuda
+    compute_type: str | None = None  # CTranslate2 compute type; None = int8 on cpu, float16 on cuda
+    batch_size: int = 8  # clips decoded together; 1 = sequential decoding
+    cpu_threads: int = 0  # CTranslate2 intra-op threads; 0 = library default
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL  # seconds between heartbeats
+    outage_limit: float = 50.0  # heartbeats failing this long → the job is given up, re-register
+    request_timeout: float = 30.0  # seconds per HTTP request
+    inline_result_limit: int = DEFAULT_INLINE_RESULT_LIMIT  # bigger results use the upload extension
+    dummy: bool = False  # fake transcriber (no model) for CI and end-to-end tests
+    preload: tuple[str, ...] = ()  # models to load before registering
+    health_file: Path | None = Path(DEFAULT_HEALTH_FILE)  # touched after each good heartbeat
+    git_hash: str = "unknown"  # reported at registration (≤ 40 chars)
+    version: str = __version__
+    log_level: str = "INFO"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(ENV_PREFIX + name)
+    return value if value not in (None, "") else default
+
+
+def _bool_env(name: str) -> bool:
+    return (_env(name, "") or "").lower() in ("1", "true", "yes", "on")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m wisp_runner",
+        description="Wisp transcription runner (Project-W runner protocol). Every flag defaults to "
+        f"the environment variable {ENV_PREFIX}<FLAG_NAME_UPPERCASE>.",
+    )
+    p.add_argument("--backend-url", default=_env("BACKEND_URL"), help="backend base URL [WISP_RUNNER_BACKEND_URL]")
+    p.add_argument("--token", default=_env("TOKEN"), help="runner token [WISP_RUNNER_TOKEN]")
+    p.add_argument("--token-secret-name", default=_env("TOKEN_SECRET_NAME"),
+                   help="AWS Secrets Manager secret holding the runner token [WISP_RUNNER_TOKEN_SECRET_NAME]")
+    p.add_argument("--name", default=_env("NAME", socket.gethostname()), help="runner name, ≤ 40 chars")
+    p.add_argument("--priority", type=int, default=int(_env("PRIORITY", "100") or 100))
+    p.add_argument("--model-registry", type=Path, default=_env("MODEL_REGISTRY"),
+                   help="YAML/JSON file mapping model names to CTranslate2 model directories")
+    p.add_argument("--model-cache-dir", type=Path,
+                   default=_env("MODEL_CACHE_DIR", str(Path.home() / ".cache" / "wisp-runner")))
+    p.add_argument("--device", choices=("cpu", "cuda"), default=_env("DEVICE", "cpu"))
+    p.add_argument("--compute-type", default=_env("COMPUTE_TYPE"))
+    p.add_argument("--batch-size", type=int, default=int(_env("BATCH_SIZE", "8") or 8))
+    p.add_argument("--cpu-threads", type=int, default=int(_env("CPU_THREADS", "0") or 0))
+    p.add_argument("--heartbeat-interval", type=float,
+                   default=float(_env("HEARTBEAT_INTERVAL", str(DEFAULT_HEARTBEAT_INTERVAL)) or 10))
+    p.add_argument("--outage-limit", type=float, default=float(_env("OUTAGE_LIMIT", "50") or 50))
+    p.add_argument("--request-timeout", type=float, default=float(_env("REQUEST_TIMEOUT", "30") or 30))
+    p.add_argument("--inline-result-limit", type=int,
+                   default=int(_env("INLINE_RESULT_LIMIT", str(DEFAULT_INLINE_RESULT_LIMIT)) or 0))
+    p.add_argument("--dummy", action="store_true", default=_bool_env("DUMMY"),
+                   help="use the fake transcriber (no model, for tests) [WISP_RUNNER_DUMMY=1]")
+    p.add_argument("--preload", default=_env("PRELOAD", ""), help="comma-separated models to load at start")
+    p.add_argument("--health-file", default=_env("HEALTH_FILE", DEFAULT_HEALTH_FILE),
+                   help="file touched after every good heartbeat ('' disables)")
+    p.add_argument("--git-hash", default=_env("GIT_HASH", "unknown"))
+    p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"))
+    p.add_argument("--check-health", action="store_true",
+                   help="exit 0 if the health file is fresh (for Docker HEALTHCHECK), else 1")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> RunnerConfig:
+    """Validate parsed flags into a RunnerConfig; raises FatalRunnerError with a readable message."""
+    if not args.backend_url:
+        raise FatalRunnerError("--backend-url (or WISP_RUNNER_BACKEND_URL) is required")
+    if not args.backend_url.startswith(("http://", "https://")):
+        raise FatalRunnerError("--backend-url must start with http:// or https://")
+    if not args.token and not args.token_secret_name:
+        raise FatalRunnerError("--token or --token-secret-name (WISP_RUNNER_TOKEN / _TOKEN_SECRET_NAME) is required")
+    name = (args.name or "").strip()
+    if not name or len(name) > 40:
+        raise FatalRunnerError("--name must be 1..40 characters")
+    if args.priority <= 0:
+        raise FatalRunnerError("--priority must be > 0")
+    if args.batch_size < 1:
+        raise FatalRunnerError("--batch-size must be ≥ 1")
+    if args.heartbeat_interval < 0.05:
+        raise FatalRunnerError("--heartbeat-interval must be ≥ 0.05 s")
+    if args.heartbeat_interval >= 60:
+        raise FatalRunnerError("--heartbeat-interval must be < 60 s (the backend forgets runners after 60 s)")
+    return RunnerConfig(
+        backend_url=args.backend_url.rstrip("/"),
+        token=args.token,
+        token_secret_name=args.token_secret_name,
+        name=name,
+        priority=args.priority,
+        model_registry=(
+            Path(args.model_registry) if args.model_registry
+            else DEFAULT_REGISTRY_FILE if DEFAULT_REGISTRY_FILE.is_file() else None
+        ),
+        model_cache_dir=Path(args.model_cache_dir),
+        device=args.device,
+        compute_type=args.compute_type,
+        batch_size=args.batch_size,
+        cpu_threads=args.cpu_threads,
+        heartbeat_interval=args.heartbeat_interval,
+        outage_limit=max(args.outage_limit, args.heartbeat_interval * 2),
+        request_timeout=args.request_timeout,
+        inline_result_limit=args.inline_result_limit,
+        dummy=bool(args.dummy),
+        preload=tuple(m.strip() for m in (args.preload or "").split(",") if m.strip()),
+        health_file=Path(args.health_file) if args.health_file else None,
+        git_hash=str(args.git_hash)[:40],
+        log_level=str(args.log_level).upper(),
+    )

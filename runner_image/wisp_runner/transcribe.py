@@ -1,0 +1,420 @@
+"""faster-whisper transcriber: the only module that touches CTranslate2 / the GPU.
+
+How §4 settings map onto faster-whisper 1.2.x:
+
+* ``vad_settings``: Silero VAD (``VadOptions``) with ``threshold = vad_onset``,
+  ``neg_threshold = vad_offset`` and ``max_speech_duration_s = chunk_size``; speech regions are
+  then merged into clips spanning at most ``chunk_size`` seconds (silence between merged regions
+  stays inside the clip, as in WhisperX). Both decoding paths below decode exactly these clips.
+* ``asr_settings``: beam_size, patience, length_penalty, initial_prompt and suppress_tokens are
+  passed through; temperature + temperature_increment_on_fallback → temperature tuple
+  (`AsrSettings.temperatures`); compression_ratio_threshold / log_prob_threshold /
+  no_speech_threshold drive fallback and silence skipping; suppress_numerals adds every token
+  whose text holds a digit or a currency/percent sign.
+* ``alignment`` → ``word_timestamps=True`` (cross-attention timings, word ``score`` = probability);
+  ``interpolate_method`` fills timings of words faster-whisper could not place (zero duration);
+  ``return_char_alignments`` spreads each word's span evenly over its characters;
+  ``processing`` shapes subtitles (render.py).
+
+Decoding paths:
+
+* **batched** (default, ``batch_size > 1``): clips are decoded ``batch_size`` at a time with
+  ``BatchedInferencePipeline`` at the first temperature, without timestamp tokens (one segment per
+  clip; in-clip timestamps made faster-whisper drop the unfinished tail of a clip). With alignment
+  the clip is cut into sentences using word timings; without, a segment is a whole clip. faster-whisper's batched mode ignores
+  the fallback thresholds, so this module applies them itself per clip: a clip judged silent
+  (no_speech_threshold + log_prob_threshold) is dropped, and a clip failing
+  compression_ratio_threshold or log_prob_threshold is decoded again, alone, by the sequential
+  decoder with the remaining temperatures. ``initial_prompt`` is given to every clip (WhisperX
+  behaviour), whereas the sequential path gives it to the first window only.
+* **sequential** (``batch_size <= 1``): ``WhisperModel.transcribe`` over the same clips with the
+  full temperature tuple and thresholds. No §4 setting forces this path; only runner
+  configuration does.
+In both paths ``condition_on_previous_text`` is off (as in WhisperX), so long-audio failures
+cannot cascade from one window into the next.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .constants import ALIGNMENT_LANGUAGES
+from .errors import JobFailed, UnsupportedSettingsError
+from .interfaces import JobControl, Transcript
+from .job_settings import AlignmentSettings, JobSettings, check_alignment_language, check_common
+from .registry import ModelRegistry
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+NUMERAL_CHARS = set("%$£€¥₹")
+MIN_SILENCE_MS = 160  # as faster-whisper's batched default: split speech at short pauses
+SPEECH_PAD_MS = 400
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+class WhisperTranscriber:
+    """Transcriber backed by faster-whisper; models are loaded once and kept across jobs."""
+
+    def __init__(
+        self,
+        *,
+        registry: ModelRegistry,
+        device: str = "cpu",
+        compute_type: str | None = None,
+        batch_size: int = 8,
+        cpu_threads: int = 0,
+        device_index: int = 0,
+    ) -> None:
+        self.registry = registry
+        self.device = device
+        self.compute_type = compute_type or ("float16" if device == "cuda" else "int8")
+        self.batch_size = max(1, int(batch_size))
+        self.cpu_threads = cpu_threads
+        self.device_index = device_index
+        self._models: dict[str, Any] = {}
+        self._numerals: dict[str, list[int]] = {}
+        self._lock = threading.Lock()
+        self.load_seconds: dict[str, float] = {}
+
+    # ------------------------------------------------------------ model cache
+    def check_settings(self, settings: JobSettings) -> None:
+        check_common(settings)
+        if settings.model not in self.registry:
+            available = ", ".join(self.registry.names()) or "none"
+            raise UnsupportedSettingsError(
+                f"model '{settings.model}' is not available on this runner (available: {available})"
+            )
+
+    def load_model(self, name: str) -> Any:
+        with self._lock:
+            if name not in self._models:
+                from faster_whisper import WhisperModel
+
+                started = time.perf_counter()
+                try:
+                    path = self.registry.resolve(name)
+                    self._models[name] = WhisperModel(
+                        str(path),
+                        device=self.device,
+                        device_index=self.device_index,
+                        compute_type=self.compute_type,
+                        cpu_threads=self.cpu_threads,
+                        local_files_only=True,
+                    )
+                except Exception as exc:  # noqa: BLE001 — reported to the user, logged in full
+                    log.exception("loading model %s failed", name)
+                    raise JobFailed(f"could not load model '{name}' on this runner: {exc}") from exc
+                self.load_seconds[name] = time.perf_counter() - started
+                log.info("loaded model %s in %.1f s", name, self.load_seconds[name])
+            return self._models[name]
+
+    # ------------------------------------------------------------ entry points
+    def transcribe(self, audio_path: Path, settings: JobSettings, control: JobControl) -> Transcript:
+        from faster_whisper import decode_audio
+
+        self.check_settings(settings)
+        model = self.load_model(settings.model)
+        control.check_cancelled()
+        try:
+            audio = decode_audio(str(audio_path), sampling_rate=SAMPLE_RATE)
+        except Exception as exc:  # noqa: BLE001 — PyAV raises many types for bad input
+            raise JobFailed(f"could not decode the audio file: {exc}") from exc
+        return self.transcribe_array(audio, settings, control, model=model)
+
+    def transcribe_array(
+        self, audio: np.ndarray, settings: JobSettings, control: JobControl, *, model: Any = None
+    ) -> Transcript:
+        """Transcribe 16 kHz mono float32 samples (decoded once by the caller)."""
+        self.check_settings(settings)
+        model = model or self.load_model(settings.model)
+        control.check_cancelled()
+        clips = self.speech_clips(audio, settings)
+        control.check_cancelled()
+        language = self._language(model, audio, clips, settings)
+        control.set_progress(2)
+        if not clips:
+            return {"language": language, "segments": [], **({"word_segments": []} if settings.alignment else {})}
+        options = self.decode_options(model, settings, language)
+        if self.batch_size > 1:
+            segments = self._batched(model, audio, clips, settings, options, control)
+        else:
+            segments = self._sequential(model, audio, clips, options, control)
+        control.set_progress(100)
+        return build_transcript(segments, language, settings.alignment)
+
+    # ------------------------------------------------------------ settings → options
+    def speech_clips(self, audio: np.ndarray, settings: JobSettings) -> list[tuple[float, float]]:
+        """VAD speech regions merged into clips of at most chunk_size seconds (start, end in s)."""
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        vad = settings.vad_settings
+        opts = VadOptions(
+            threshold=vad.vad_onset,
+            neg_threshold=vad.vad_offset,
+            max_speech_duration_s=float(vad.chunk_size),
+            min_silence_duration_ms=MIN_SILENCE_MS,
+            speech_pad_ms=SPEECH_PAD_MS,
+        )
+        regions = get_speech_timestamps(audio, opts, sampling_rate=SAMPLE_RATE)
+        clips: list[list[int]] = []
+        limit = int(vad.chunk_size * SAMPLE_RATE)
+        for region in regions:
+            start, end = int(region["start"]), int(region["end"])
+            if clips and end - clips[-1][0] <= limit:
+                clips[-1][1] = end
+            else:
+                clips.append([start, min(end, start + limit)])
+        return [(s / SAMPLE_RATE, e / SAMPLE_RATE) for s, e in clips]
+
+    def _language(self, model: Any, audio: np.ndarray, clips: list[tuple[float, float]], settings: JobSettings) -> str:
+        if not model.model.is_multilingual:
+            if settings.language not in (None, "en"):
+                raise UnsupportedSettingsError(f"model '{settings.model}' is English-only")
+            return "en"
+        if settings.language is not None:
+            if settings.language not in model.supported_languages:
+                raise UnsupportedSettingsError(f"model '{settings.model}' does not know language '{settings.language}'")
+            return settings.language
+        if not clips:
+            return "en"  # nothing to detect from; the transcript is empty anyway
+        speech = np.concatenate([audio[int(s * SAMPLE_RATE): int(e * SAMPLE_RATE)] for s, e in clips])
+        language, probability, _ = model.detect_language(audio=speech[: 30 * SAMPLE_RATE])
+        log.info("detected language %s (p=%.2f)", language, probability)
+        if settings.alignment is not None and language not in ALIGNMENT_LANGUAGES:
+            check_alignment_language(language)
+        return language
+
+    def numeral_tokens(self, model: Any, settings: JobSettings) -> list[int]:
+        """Token ids whose text contains a digit or a currency/percent sign (cached per model)."""
+        if settings.model not in self._numerals:
+            hf = model.hf_tokenizer
+            eot = hf.token_to_id("<|endoftext|>")
+            texts = hf.decode_batch([[i] for i in range(eot)])
+            self._numerals[settings.model] = [
+                i for i, text in enumerate(texts) if any(c.isdigit() or c in NUMERAL_CHARS for c in text)
+            ]
+        return self._numerals[settings.model]
+
+    def decode_options(self, model: Any, settings: JobSettings, language: str) -> dict[str, Any]:
+        asr = settings.asr_settings
+        suppress = list(asr.suppress_tokens)
+        if asr.suppress_numerals:
+            suppress = sorted(set(suppress) | set(self.numeral_tokens(model, settings)))
+            if -1 in asr.suppress_tokens and -1 not in suppress:
+                suppress.insert(0, -1)
+        return {
+            "language": language,
+            "task": settings.task,
+            "beam_size": asr.beam_size,
+            "patience": asr.patience,
+            "length_penalty": asr.length_penalty,
+            "temperatures": asr.temperatures(),
+            "compression_ratio_threshold": asr.compression_ratio_threshold,
+            "log_prob_threshold": asr.log_prob_threshold,
+            "no_speech_threshold": asr.no_speech_threshold,
+            "initial_prompt": asr.initial_prompt,
+            "suppress_tokens": suppress,
+            "word_timestamps": settings.alignment is not None,
+        }
+
+    @staticmethod
+    def _fw_kwargs(options: dict[str, Any], temperature: Any) -> dict[str, Any]:
+        kw = {k: v for k, v in options.items() if k != "temperatures"}
+        kw["suppress_tokens"] = list(options["suppress_tokens"])  # faster-whisper extends it in place
+        kw["temperature"] = temperature
+        return kw
+
+    # ------------------------------------------------------------ decoding paths
+    def _sequential(self, model, audio, clips, options, control) -> list[Any]:
+        flat = [t for clip in clips for t in clip]
+        total = sum(e - s for s, e in clips) or 1.0
+        segs_iter, _ = model.transcribe(
+            audio,
+            **self._fw_kwargs(options, list(options["temperatures"])),
+            vad_filter=False,
+            clip_timestamps=flat,
+            condition_on_previous_text=False,
+        )
+        out = []
+        for seg in segs_iter:
+            out.append(seg)
+            done = sum(min(e, seg.end) - s for s, e in clips if s < seg.end)
+            control.set_progress(2 + 97 * done / total)
+            control.check_cancelled()
+        return out
+
+    def _batched(self, model, audio, clips, settings, options, control) -> list[Any]:
+        from faster_whisper import BatchedInferencePipeline
+
+        pipeline = BatchedInferencePipeline(model)
+        temps = options["temperatures"]
+        total = sum(e - s for s, e in clips) or 1.0
+        done = 0.0
+        out: list[Any] = []
+        for i in range(0, len(clips), self.batch_size):
+            control.check_cancelled()
+            group = clips[i: i + self.batch_size]
+            segs_iter, _ = pipeline.transcribe(
+                audio,
+                **self._fw_kwargs(options, temps[0]),
+                clip_timestamps=[{"start": s, "end": e} for s, e in group],
+                batch_size=len(group),
+                vad_filter=False,
+                without_timestamps=True,
+            )
+            per_clip: list[list[Any]] = [[] for _ in group]
+            for seg in segs_iter:
+                mid = (seg.start + seg.end) / 2
+                idx = next((k for k, (s, e) in enumerate(group) if s <= mid <= e), None)
+                if idx is None:  # timestamps clamped past the clip end: take the nearest clip
+                    idx = min(range(len(group)), key=lambda k: abs(group[k][0] - mid))
+                per_clip[idx].append(seg)
+            for (start, end), segs in zip(group, per_clip):
+                out.extend(self._judge_clip(model, audio, start, end, segs, options, control))
+                done += end - start
+                control.set_progress(2 + 97 * done / total)
+        return out
+
+    def _judge_clip(self, model, audio, start, end, segs, options, control) -> list[Any]:
+        """Apply Whisper's fallback rules to one batched clip (batched mode has none)."""
+        if not segs:
+            return []
+        avg_logprob, no_speech = segs[0].avg_logprob, segs[0].no_speech_prob
+        cr_thr, lp_thr, ns_thr = (
+            options["compression_ratio_threshold"], options["log_prob_threshold"], options["no_speech_threshold"],
+        )
+        if ns_thr is not None and no_speech > ns_thr and not (lp_thr is not None and avg_logprob > lp_thr):
+            return []  # silence
+        ratio = compression_ratio(" ".join(s.text.strip() for s in segs))
+        needs_fallback = (cr_thr is not None and ratio > cr_thr) or (lp_thr is not None and avg_logprob < lp_thr)
+        temps = options["temperatures"]
+        if not needs_fallback or len(temps) < 2:
+            return segs
+        control.check_cancelled()
+        log.debug("clip %.1f–%.1f s: fallback (ratio %.2f, logprob %.2f)", start, end, ratio, avg_logprob)
+        piece = audio[int(start * SAMPLE_RATE): int(end * SAMPLE_RATE)]
+        redo, _ = model.transcribe(
+            piece,
+            **self._fw_kwargs(options, list(temps[1:])),
+            vad_filter=False,
+            condition_on_previous_text=False,
+        )
+        return [_shift(seg, start) for seg in redo]
+
+
+def _shift(seg: Any, offset: float) -> Any:
+    seg.start = round(seg.start + offset, 3)
+    seg.end = round(seg.end + offset, 3)
+    if seg.words:
+        for w in seg.words:
+            w.start = round(w.start + offset, 3)
+            w.end = round(w.end + offset, 3)
+    return seg
+
+
+# ------------------------------------------------------------------ result shaping
+
+def build_transcript(segments: list[Any], language: str, alignment: AlignmentSettings | None) -> Transcript:
+    out_segments: list[dict[str, Any]] = []
+    for seg in sorted(segments, key=lambda s: s.start):
+        text = seg.text.strip()
+        if not text:
+            continue
+        item: dict[str, Any] = {"start": round(seg.start, 3), "end": round(seg.end, 3), "text": text}
+        if alignment is not None:
+            words = [
+                {"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3), "score": round(w.probability, 3)}
+                for w in (seg.words or [])
+            ]
+            interpolate_words(words, alignment.interpolate_method)
+            for part in split_sentences(words) if words else [[]]:
+                piece = dict(item)
+                if part:
+                    timed = [w for w in part if "start" in w]
+                    if timed:
+                        piece["start"], piece["end"] = timed[0]["start"], timed[-1]["end"]
+                    piece["text"] = "".join(w["word"] for w in part).strip()
+                piece["words"] = part
+                if alignment.return_char_alignments:
+                    piece["chars"] = char_alignments(part)
+                out_segments.append(piece)
+            continue
+        out_segments.append(item)
+    result: Transcript = {"language": language, "segments": out_segments}
+    if alignment is not None:
+        result["word_segments"] = [dict(w) for s in out_segments for w in s["words"]]
+    return result
+
+
+SENTENCE_END = (".", "?", "!", "。", "？", "！")
+
+
+def split_sentences(words: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Batched clips are decoded as one segment of up to chunk_size seconds; with word timings we
+    can cut them into sentences with exact times (as WhisperX does after alignment)."""
+    parts: list[list[dict[str, Any]]] = [[]]
+    for w in words:
+        parts[-1].append(w)
+        if w["word"].strip().endswith(SENTENCE_END):
+            parts.append([])
+    return [p for p in parts if p]
+
+
+def interpolate_words(words: list[dict[str, Any]], method: str) -> None:
+    """Fill timings of words without a usable span (zero duration), like WhisperX's
+    ``interpolate_method``: nearest neighbour, linear by word index, or drop the timing."""
+    aligned = [i for i, w in enumerate(words) if w["end"] > w["start"]]
+    missing = [i for i, w in enumerate(words) if w["end"] <= w["start"]]
+    if not missing:
+        return
+    if method == "ignore" or not aligned:
+        for i in missing:
+            words[i].pop("start", None)
+            words[i].pop("end", None)
+        return
+    for key in ("start", "end"):
+        xs = np.array(aligned, dtype=float)
+        ys = np.array([words[i][key] for i in aligned], dtype=float)
+        for i in missing:
+            if method == "linear":
+                value = float(np.interp(i, xs, ys))  # clamps at the edges
+            else:  # nearest; ties go to the earlier word
+                value = float(ys[int(np.argmin(np.abs(xs - i)))])
+            words[i][key] = round(value, 3)
+    for i in missing:  # keep start <= end after filling the columns independently
+        if words[i]["end"] < words[i]["start"]:
+            words[i]["start"], words[i]["end"] = words[i]["end"], words[i]["start"]
+
+
+def char_alignments(words: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-character timings approximated by spreading each word's span evenly over its letters
+    (faster-whisper has no CTC alignment); spaces between words carry no timing, as in WhisperX."""
+    chars: list[dict[str, Any]] = []
+    for n, w in enumerate(words):
+        core = w["word"].strip()
+        if n:
+            chars.append({"char": " "})
+        if "start" not in w or not core:
+            chars.extend({"char": c} for c in core)
+            continue
+        step = (w["end"] - w["start"]) / len(core)
+        for k, c in enumerate(core):
+            chars.append({
+                "char": c,
+                "start": round(w["start"] + k * step, 3),
+                "end": round(w["start"] + (k + 1) * step, 3),
+                "score": w["score"],
+            })
+    return chars
