@@ -1,0 +1,96 @@
+"""Smoke test: the stateful part of the built stack, created in moto's CloudFormation.
+
+moto cannot run the SAM transform, ECS capacity providers or auto-scaling, so the stack here is
+the subset it implements (tables, bucket, KMS key, ECR, cluster, log groups). Secrets Manager
+secrets are not implemented by moto's CloudFormation; they are created from the template's own
+properties with the matching API calls, which also checks that the generator settings yield a key
+chalicelib/settings.py accepts.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import boto3
+
+SUPPORTED = {"AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::KMS::Key", "AWS::KMS::Alias",
+             "AWS::ECR::Repository", "AWS::ECS::Cluster", "AWS::Logs::LogGroup"}
+PARAMETERS = {"StageName": "smoke", "ClientUrl": "https://wisp.example.edu/#", "SenderEmail": "wisp@example.edu",
+              "LogRetentionDays": "30"}
+STACK = "wisp-smoke"
+
+
+def _subset(merge: dict) -> dict:
+    resources = {name: res for name, res in merge["Resources"].items()
+                 if res.get("Type") in SUPPORTED and "RestAPI" not in json.dumps(res)
+                 and not name.endswith("HandlerLogGroup")}
+    text = json.dumps(resources)
+    outputs = {name: out for name, out in merge["Outputs"].items()
+               if all(ref in resources for ref in re.findall(r'"Ref": "(\w+)"', json.dumps(out)))
+               and "RestAPI" not in json.dumps(out) and "RunnerService" not in json.dumps(out)}
+    params = {name: p for name, p in merge["Parameters"].items() if name in PARAMETERS and name in text}
+    return {"AWSTemplateFormatVersion": "2010-09-09", "Parameters": params, "Resources": resources, "Outputs": outputs}
+
+
+def _create_secret(name: str, props: dict) -> str:
+    sm = boto3.client("secretsmanager", region_name="eu-central-1")
+    secret_name = props["Name"]["Fn::Sub"].replace("${AWS::StackName}", STACK)
+    if "GenerateSecretString" in props:
+        gen = props["GenerateSecretString"]
+        value = sm.get_random_password(
+            PasswordLength=gen["PasswordLength"], ExcludeCharacters=gen.get("ExcludeCharacters", ""),
+            ExcludeUppercase=gen.get("ExcludeUppercase", False), ExcludePunctuation=gen.get("ExcludePunctuation", False),
+            IncludeSpace=gen.get("IncludeSpace", False),
+        )["RandomPassword"]
+    else:
+        value = props["SecretString"]
+    return sm.create_secret(Name=secret_name, SecretString=value)["ARN"]
+
+
+def test_stack_creates_tables_bucket_and_secrets(merge):
+    from chalicelib.store import ALL_MODELS
+
+    template = _subset(merge)
+    cf = boto3.client("cloudformation", region_name="eu-central-1")
+    cf.create_stack(StackName=STACK, TemplateBody=json.dumps(template),
+                    Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in PARAMETERS.items()
+                                if k in template["Parameters"]])
+    stack = cf.describe_stacks(StackName=STACK)["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+
+    # GIVEN the stack, THEN every model's table exists under "<stack>-<name>" with the model's keys
+    ddb = boto3.client("dynamodb", region_name="eu-central-1")
+    names = set(ddb.list_tables()["TableNames"])
+    for model in ALL_MODELS:
+        name = f"{STACK}-{model.Meta.table_name[len('wisp-test-'):]}"
+        assert name in names
+        keys = ddb.describe_table(TableName=name)["Table"]["KeySchema"]
+        assert {"AttributeName": model._hash_keyname, "KeyType": "HASH"} in keys
+    assert outputs["UsersTableName"] == f"{STACK}-users"
+
+    # the bucket, encrypted with the stack's own key
+    s3 = boto3.client("s3", region_name="eu-central-1")
+    bucket = outputs["BucketName"]
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"] == outputs["DataKeyArn"]
+
+    # the runner repository and the cluster
+    assert outputs["RunnerRepositoryUri"].endswith(f"/{STACK}-runner")
+    ecs = boto3.client("ecs", region_name="eu-central-1")
+    assert ecs.describe_clusters(clusters=[outputs["ClusterName"]])["clusters"][0]["status"] == "ACTIVE"
+
+    # the secrets, made from the template's properties: the secret key is one settings.py accepts
+    sm = boto3.client("secretsmanager", region_name="eu-central-1")
+    key_arn = _create_secret("SecretKeySecret", merge["Resources"]["SecretKeySecret"]["Properties"])
+    token_arn = _create_secret("RunnerTokenSecret", merge["Resources"]["RunnerTokenSecret"]["Properties"])
+    key = sm.get_secret_value(SecretId=key_arn)["SecretString"]
+    assert re.fullmatch(r"[0-9a-f]{64}", key)
+    assert json.loads(sm.get_secret_value(SecretId=token_arn)["SecretString"])["token"]
+
+    from chalicelib import settings
+
+    settings._secret_from_secrets_manager.cache_clear()
+    assert settings._secret_from_secrets_manager(key_arn) == key
+    settings._secret_from_secrets_manager.cache_clear()
