@@ -53,7 +53,7 @@ def get_all_token_info(call: Call) -> list[TokenInfoResponse]:
 
 
 @router.route("/info", "GET", gate="user", response=UserResponse)
-def user_info(call: Call) -> UserResponse:
+def info(call: Call) -> UserResponse:
     """Information about your account; 401 means you are not logged in."""
     return accounts.user_info(call.principal.user)
 
@@ -68,7 +68,7 @@ def accept_tos(call: Call) -> str:
 
 @router.route("/delete", "DELETE", gate="user-not-provisioned", response=str,
               errors={403: "Accounts provisioned by the server's configuration cannot be deleted"})
-def delete_user(call: Call) -> str:
+def delete(call: Call) -> str:
     """Delete your account and everything belonging to it: jobs, audio, transcripts, settings, tokens."""
     accounts.delete_user(call.principal.user)
     call.set_cookie = CLEAR_COOKIE

@@ -1,0 +1,161 @@
+"""services/event_stream.py: the body of one SSE response, with a fake clock (no HTTP)."""
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.services import event_stream, events
+from chalicelib.services.event_stream import Pace
+from chalicelib.store.events import JobEvent
+
+USER = 41
+
+
+class FakeTime:
+    """A monotonic clock that only moves when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+        self.on_sleep: list = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        if self.on_sleep:
+            self.on_sleep.pop(0)()
+
+
+def lines(body: str, field: str) -> list[str]:
+    return [line.split(": ", 1)[1] for line in body.splitlines() if line.startswith(field + ": ")]
+
+
+def test_new_connection_gets_its_position_and_no_history():
+    for job_id in (1, 2, 3):
+        events.publish(USER, events.JOB_CREATED, job_id)
+    body = event_stream.stream(USER, None)
+    assert "event:" not in body and "data:" not in body
+    assert lines(body, "id") == ["3"]
+    assert lines(body, "retry") == [str(event_stream.LIVE.retry_ms)]  # recent events: live
+
+
+def test_quiet_user_is_told_to_come_back_later():
+    body = event_stream.stream(USER, None)
+    assert lines(body, "id") == ["0"]
+    assert lines(body, "retry") == [str(event_stream.IDLE.retry_ms)]
+
+
+def test_events_after_the_position_are_replayed_in_order():
+    first = events.publish(USER, events.JOB_CREATED, 10)
+    events.publish(USER, events.JOB_UPDATED, 10)
+    events.publish(USER, events.JOB_DELETED, 11)
+    events.publish(USER + 1, events.JOB_CREATED, 99)  # someone else's
+    body = event_stream.stream(USER, first)
+    assert body == (f"retry: {event_stream.LIVE.retry_ms}\n\n"
+                    f"id: {first + 1}\nevent: job_updated\ndata: 10\n\n"
+                    f"id: {first + 2}\nevent: job_deleted\ndata: 11\n\n")
+
+
+def test_a_position_beyond_the_log_restarts_at_the_newest_event():
+    events.publish(USER, events.JOB_CREATED, 1)
+    assert lines(event_stream.stream(USER, 500), "id") == ["1"]
+
+
+def test_old_events_do_not_make_a_user_live():
+    seq = events.publish(USER, events.JOB_CREATED, 1)
+    row = JobEvent.get(USER, seq)
+    row.update(actions=[JobEvent.expires_at_epoch.set(int(row.expires_at_epoch) - event_stream.LIVE_WINDOW_S - 1)])
+    assert lines(event_stream.stream(USER, seq), "retry") == [str(event_stream.IDLE.retry_ms)]
+
+
+def test_a_full_batch_asks_the_client_to_come_straight_back(monkeypatch):
+    monkeypatch.setattr(event_stream, "BATCH_LIMIT", 3)
+    for job_id in range(5):
+        events.publish(USER, events.JOB_UPDATED, job_id)
+    body = event_stream.stream(USER, 0)
+    assert lines(body, "id") == ["1", "2", "3"] and lines(body, "retry") == ["0"]
+
+
+@pytest.mark.parametrize("raw, expected", [(None, None), ("17", 17), (" 17 ", 17), ("", None), ("-1", None),
+                                           ("abc", None), ("1e3", None), ("9" * 40, None)])
+def test_parse_position(raw, expected):
+    assert event_stream.parse_position(raw) == expected
+
+
+def test_holding_polls_the_log_and_delivers_events_as_they_come(monkeypatch):
+    # GIVEN a deployment that holds responses open for 3 s
+    monkeypatch.setattr(event_stream, "LIVE", Pace(hold_s=3.0, retry_ms=500))
+    monkeypatch.setattr(event_stream, "IDLE", Pace(hold_s=3.0, retry_ms=500))
+    fake = FakeTime()
+    # AND an event that is published while the response is being held
+    fake.on_sleep.append(lambda: events.publish(USER, events.JOB_UPDATED, 5))
+    body = event_stream.stream(USER, None, clock=fake.clock, sleep=fake.sleep)
+    # THEN it is in the same response, which polled once a second and ended after the hold
+    assert lines(body, "event") == ["job_updated"] and lines(body, "data") == ["5"] and lines(body, "id") == ["1"]
+    assert fake.sleeps == [event_stream.POLL_INTERVAL_S] * 3
+    assert fake.now - 1000.0 <= 3.0
+
+
+def test_every_configured_hold_ends_well_before_api_gateways_29_seconds():
+    for pace in (event_stream.LIVE, event_stream.IDLE):
+        assert pace.hold_s <= event_stream.MAX_HOLD_S < 29
+        assert 0 < pace.retry_ms <= 60_000
+    assert 0.5 <= event_stream.POLL_INTERVAL_S <= 1.0
+
+
+# ------------------------------------------------------------------------------------------
+# Cost (docs/events.md): the constants must keep an idle tab within $0.02 a day
+# ------------------------------------------------------------------------------------------
+
+# List prices (USD, us-east-1), as in docs/events.md
+API_GATEWAY_REST = 3.50e-6  # per request
+LAMBDA_REQUEST = 0.20e-6
+LAMBDA_GB_SECOND = 0.0000166667
+DYNAMODB_READ_UNIT = 0.25e-6  # on-demand RRU (pre-Nov-2024 price; today's is half)
+DYNAMODB_WRITE_UNIT = 1.25e-6
+LOGS_PER_GB = 0.50
+# Per-response assumptions
+WARM_BILLED_S = 0.05  # auth (2 GetItem) + 1 Query, warm; billed per ms
+READ_UNITS = 1.5  # token + user GetItem, newest-event Query: 0.5 RRU each (eventually consistent)
+LOG_BYTES = 300  # START/END/REPORT lines
+ROUND_TRIP_S = 0.1  # added to retry for one cycle
+
+
+def cost_per_response(pace: Pace, memory_gb: float) -> float:
+    held = pace.hold_s + WARM_BILLED_S
+    polls = pace.hold_s / event_stream.POLL_INTERVAL_S
+    return (API_GATEWAY_REST + LAMBDA_REQUEST + held * memory_gb * LAMBDA_GB_SECOND
+            + (READ_UNITS + 0.5 * polls) * DYNAMODB_READ_UNIT + LOG_BYTES / 1e9 * LOGS_PER_GB)
+
+
+def cost_per_hour(pace: Pace, memory_gb: float) -> float:
+    cycle = pace.hold_s + pace.retry_ms / 1000 + ROUND_TRIP_S
+    touches = 3600 / max(60.0, cycle)  # auth refreshes last_usage at most once a minute
+    return 3600 / cycle * cost_per_response(pace, memory_gb) + touches * DYNAMODB_WRITE_UNIT
+
+
+def lambda_memory_gb() -> float:
+    import json
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[2] / ".chalice" / "config.json"
+    size = json.loads(config.read_text()).get("lambda_memory_size", 128) if config.exists() else 1024
+    return size / 1024
+
+
+def test_an_idle_tab_costs_at_most_two_cents_a_day():
+    memory = lambda_memory_gb()
+    idle_day = 24 * cost_per_hour(event_stream.IDLE, memory)
+    assert idle_day <= 0.02, idle_day
+    # and half an hour of live updates still fits
+    assert 23.5 * cost_per_hour(event_stream.IDLE, memory) + 0.5 * cost_per_hour(event_stream.LIVE, memory) <= 0.02
+
+
+def test_at_the_configured_memory_holding_costs_more_than_reconnecting():
+    # why both holds are zero; fails (time to re-tune) if the Lambda gets small enough for holds to pay
+    memory = lambda_memory_gb()
+    reconnect = cost_per_hour(Pace(hold_s=0, retry_ms=1000), memory)
+    hold = cost_per_hour(Pace(hold_s=20, retry_ms=1000), memory)
+    assert reconnect < hold
