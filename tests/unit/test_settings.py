@@ -12,6 +12,12 @@ ROOT = Path(__file__).resolve().parents[2]
 KEY = "ab" * 32
 
 
+@pytest.fixture(autouse=True)
+def aws_mock():
+    """Overrides the suite's autouse moto fixture: loading settings touches no AWS service."""
+    yield
+
+
 def config_error(text: str) -> str:
     with pytest.raises(ConfigError) as caught:
         parse_settings(text, "test.yml")

@@ -1,0 +1,72 @@
+# Wisp: the two everyday commands.
+#
+#   make run    the whole stack on this machine (API, local AWS, one CPU runner); Ctrl-C stops it
+#   make test   the whole test suite (backend, then runner)
+#
+# Both work on a fresh Debian 12 machine with Python 3.11 and nothing done first: they install the
+# missing system packages (apt, when root or with password-less sudo), create .venv and install the
+# Python requirements again whenever a requirements file changed.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+# pip runs again when any of these changes (requirements-dev.txt includes the other two)
+REQUIREMENTS := requirements-dev.txt requirements.txt runner_image/requirements.txt
+STAMP := $(VENV)/.requirements-installed
+# espeak-ng speaks the test audio; faster-whisper decodes audio with PyAV, so no ffmpeg is needed
+APT_PACKAGES := espeak-ng
+
+.PHONY: help run test system-packages
+
+help:
+	@echo "make run    start Wisp locally (API on http://127.0.0.1:$${PORT:-8000}, docs at /docs)"
+	@echo "make test   run the whole test suite"
+
+run: system-packages $(STAMP)
+	exec $(PY) -m chalicelib.local_stack
+
+# Two pytest runs: the runner is its own project (runner_image/pytest.ini, its own `tests`
+# package). Both always run; any failure, or a run that collects no tests (status 5), fails.
+test: system-packages $(STAMP)
+	status=0; \
+	$(PY) -m pytest -q tests || status=$$?; \
+	(cd runner_image && ../$(PY) -m pytest -q) || status=$$?; \
+	exit $$status
+
+$(STAMP): $(REQUIREMENTS) | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+$(PY): | system-packages
+	python=$$(command -v python3.11 || command -v python3); "$$python" -m venv $(VENV)
+
+# Installs only what is missing (dpkg -s), with one apt-get update. Without root and without
+# password-less sudo it prints what to install and carries on (tests that need it then skip).
+system-packages:
+	@missing=""; \
+	if ! command -v dpkg >/dev/null 2>&1; then \
+	  echo "note: not a Debian system; make sure these are installed: $(APT_PACKAGES) (and Python 3.11 with venv)"; exit 0; \
+	fi; \
+	for p in $(APT_PACKAGES); do dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ ! -x $(PY) ]; then \
+	  python=$$(command -v python3.11 || command -v python3 || true); \
+	  if [ -z "$$python" ]; then missing="$$missing python3 python3-venv"; \
+	  elif ! "$$python" -c "import ensurepip" >/dev/null 2>&1; then \
+	    missing="$$missing python$$("$$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv"; fi; \
+	fi; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo"; \
+	else echo "note: missing system packages; please run: sudo apt-get install$$missing" >&2; exit 0; fi; \
+	echo "installing system packages:$$missing"; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null
+
+# ---------------------------------------------------------------------------------------------
+# Deploying to AWS: targets owned by the infra engineers (make deploy STAGE=...); see
+# infra/README.md.
+# ---------------------------------------------------------------------------------------------
+include infra/deploy.mk

@@ -1,0 +1,573 @@
+"""``make run``: the whole Wisp stack on one machine, without AWS and without Docker.
+
+What it starts, in this order (and stops in reverse on Ctrl-C or SIGTERM):
+
+1. moto in server mode on loopback, standing in for DynamoDB, S3 and SES;
+2. the same bootstrap the deploy path uses (tables, bucket, SES sender) and user provisioning;
+3. the Chalice app behind Chalice's local API Gateway emulation;
+4. one runner on the CPU with the ``tiny.en`` model, in its own process group.
+
+State lives in ``WISP_STATE_DIR`` (default ``.wisp-local/``): the generated secret key and admin
+password, the runner token, and moto's request recording. The recording is replayed at the next
+start, which is how accounts, jobs and S3 objects survive a restart.
+
+Never imported by ``app.py``; run it as ``python -m chalicelib.local_stack``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+EXIT_CONFIG = 2  # bad configuration (the message names the key)
+EXIT_STARTUP = 1  # anything else that keeps the stack from starting
+
+RUNNER_STOP_SECONDS = 15.0  # a runner gets this long to unregister before it is killed
+
+
+class StartupError(Exception):
+    """The stack cannot start; the message says why (printed without a traceback)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Options (environment variables, documented in README.md)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    port: int  # PORT: the API and the landing page
+    moto_port: int  # WISP_MOTO_PORT: the local AWS endpoint (0 = any free port)
+    state_dir: Path  # WISP_STATE_DIR
+    persist: bool  # WISP_PERSIST: record moto's requests and replay them at the next start
+    runner: bool  # WISP_LOCAL_RUNNER: start the local CPU runner
+    runner_model: str  # WISP_LOCAL_RUNNER_MODEL
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return raw.strip().lower() not in {"0", "false", "no", "off"}
+
+
+def _port(name: str, default: int, *, lowest: int) -> int:
+    raw = os.environ.get(name, "").strip() or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise StartupError(f"{name}={raw!r} is not a port number") from None
+    if not lowest <= value <= 65535:
+        raise StartupError(f"{name}={raw!r} is not a port number")
+    return value
+
+
+def read_options() -> Options:
+    return Options(
+        port=_port("PORT", 8000, lowest=1),  # fixed: mail links name it
+        moto_port=_port("WISP_MOTO_PORT", 8001, lowest=0),
+        state_dir=Path(os.environ.get("WISP_STATE_DIR") or ROOT / ".wisp-local").resolve(),
+        persist=_flag("WISP_PERSIST", True),
+        runner=_flag("WISP_LOCAL_RUNNER", True),
+        runner_model=os.environ.get("WISP_LOCAL_RUNNER_MODEL") or "tiny.en",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# State directory: generated secrets, kept across restarts
+# --------------------------------------------------------------------------------------------
+
+
+def _write_private(path: Path, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(value + "\n")
+
+
+def _stored_secret(path: Path, make: Any) -> str:
+    """The value in ``path``; created with ``make()`` (mode 0600) the first time."""
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    value = make()
+    _write_private(path, value)
+    return value
+
+
+def _new_password() -> str:
+    # satisfies the signup policy: upper, lower, digit, and a non-alphanumeric character
+    return f"Wisp-{secrets.token_urlsafe(12)}-7a"
+
+
+def prepare_environment(opts: Options) -> None:
+    """Every variable chalicelib reads at import time, set before anything imports it."""
+    opts.state_dir.mkdir(parents=True, exist_ok=True)
+    env = os.environ
+    # moto takes any credentials; never let a real profile or key reach for real AWS
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        env.pop(name, None)
+    env["AWS_ACCESS_KEY_ID"] = "local"
+    env["AWS_SECRET_ACCESS_KEY"] = "local"
+    env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION") or "eu-central-1")
+    env.setdefault("WISP_TABLE_PREFIX", "wisp-local")
+    env.setdefault("WISP_BUCKET", "wisp-local")
+    env.setdefault("WISP_CONFIG", str(ROOT / "chalicelib" / "default-config.yml"))
+    env.setdefault("WISP_CLIENT_URL", f"http://127.0.0.1:{opts.port}/#")
+    if not env.get("WISP_SECRET_KEY"):
+        env["WISP_SECRET_KEY"] = _stored_secret(opts.state_dir / "secret-key", lambda: secrets.token_hex(32))
+    if not env.get("WISP_ADMIN_PASSWORD"):
+        env["WISP_ADMIN_PASSWORD"] = _stored_secret(opts.state_dir / "admin-password", _new_password)
+    # moto reads these when it is imported
+    env["MOTO_RECORDER_FILEPATH"] = str(opts.state_dir / "moto-recording.jsonl")
+    env.pop("MOTO_ENABLE_RECORDING", None)
+
+
+# --------------------------------------------------------------------------------------------
+# moto server (+ persistence through its recorder)
+# --------------------------------------------------------------------------------------------
+
+
+def _check_port_free(port: int, what: str, variable: str) -> None:
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise StartupError(f"port {port} for {what} is not free ({exc.strerror}); "
+                               f"choose another one with {variable}=...")
+
+
+class LocalAws:
+    """moto's server in a thread of this process; its state is kept only in memory."""
+
+    def __init__(self, port: int) -> None:
+        from moto.server import ThreadedMotoServer
+
+        # ThreadedMotoServer waits forever when it cannot bind, so check first
+        _check_port_free(port, "the local AWS endpoint", "WISP_MOTO_PORT")
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per AWS call
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._server.start()
+        host, bound = self._server.get_host_and_port()
+        self.url = f"http://{host}:{bound}"
+
+    def restore(self, recording: Path) -> int:
+        """Replay a previous run's requests; returns how many. Then record this run's (appended)."""
+        from moto.moto_api import recorder
+
+        replayed = 0
+        if recording.exists() and recording.stat().st_size > 0:
+            with recording.open(encoding="utf-8") as f:
+                replayed = sum(1 for line in f if line.strip())
+            recorder.replay_recording(target_host=self.url)
+        recording.touch(mode=0o600)  # it holds password hashes and the runner's token hash
+        _record_only_writes(recorder)
+        recorder.start_recording()
+        return replayed
+
+    def stop(self) -> None:
+        try:
+            from moto.moto_api import recorder
+
+            recorder.stop_recording()
+        finally:
+            self._server.stop()
+
+
+# Requests that change nothing need no replay; leaving them out keeps the recording (and the next
+# start) several times shorter: most of Wisp's AWS traffic is reads.
+_DYNAMODB_READS = ("GetItem", "BatchGetItem", "TransactGetItems", "Query", "Scan", "DescribeTable",
+                   "DescribeTimeToLive", "ListTables", "ListTagsOfResource", "DescribeContinuousBackups")
+
+
+def _is_read(request: Any) -> bool:
+    target = request.headers.get("X-Amz-Target") or ""
+    if target.startswith("DynamoDB_"):
+        return target.split(".", 1)[-1] in _DYNAMODB_READS
+    # S3 is the only REST service Wisp uses; SES calls are all POSTs
+    return request.method in ("GET", "HEAD")
+
+
+def _record_only_writes(recorder: Any) -> None:
+    record = type(recorder)._record_request
+
+    def record_writes(request: Any, body: bytes | None = None) -> None:
+        if not _is_read(request):
+            record(recorder, request, body)
+
+    recorder._record_request = record_writes  # moto calls it through the module's instance
+
+
+# --------------------------------------------------------------------------------------------
+# Wisp itself: bootstrap, provisioning, runner token, HTTP server
+# --------------------------------------------------------------------------------------------
+
+
+def bootstrap(settings: Any) -> None:
+    """What a deployment does once its stack exists: resources, then the configured accounts."""
+    from . import bootstrap as boot
+    from .services import accounts
+
+    boot.ensure_all(settings)
+    accounts.provision_users()
+
+
+def runner_token(opts: Options, replayed: bool) -> str:
+    """The local runner's token: WISP_RUNNER_TOKEN, the one stored last time, or a new one.
+
+    A stored token is only valid while the recording that created it is replayed, so it is reused
+    only after a replay and replaced otherwise.
+    """
+    if os.environ.get("WISP_RUNNER_TOKEN"):
+        return os.environ["WISP_RUNNER_TOKEN"]
+    path = opts.state_dir / "runner-token"
+    if replayed and path.exists():
+        stored = path.read_text(encoding="utf-8").strip()
+        if stored:
+            return stored
+    from .services import runners
+
+    # what POST /api/admins/create_runner does
+    runner_id, token = runners.create_runner()
+    print(f"local runner: created runner {runner_id}")
+    _write_private(path, token)
+    return token
+
+
+def _quiet_server_classes() -> tuple[type, type]:
+    from chalice.local import ChaliceRequestHandler, ThreadedHTTPServer
+
+    class Handler(ChaliceRequestHandler):
+        def log_request(self, code: Any = "-", size: Any = "-") -> None:
+            # the runner polls every few seconds; its calls would drown everything else
+            try:
+                routine = self.path.startswith("/api/runners/") and int(code) < 500
+            except (TypeError, ValueError):
+                routine = False
+            if not routine:
+                super().log_request(code, size)
+
+    class Server(ThreadedHTTPServer):
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+                return  # a client closed its connection; nothing went wrong here
+            super().handle_error(request, client_address)
+
+    return Handler, Server
+
+
+def make_server(port: int) -> Any:
+    """Chalice's local server around Wisp's app, bound but not yet serving."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from chalice.config import Config
+    from chalice.local import CustomLocalChalice, LocalChalice, LocalDevServer
+
+    from . import devserver
+
+    devserver.install()
+    from app import app
+
+    from .routes import landing
+
+    # local only: the landing page takes GET / from the fallback's 404 (deployed stacks serve the
+    # frontend there)
+    app.routes.get("/", {}).pop("GET", None)
+    app.register_blueprint(landing.blueprint)
+
+    config = Config.create(chalice_stage="local", app_name="wisp", lambda_timeout=900)
+    # what chalice.local.create_local_server does, with a quieter handler and server
+    handler_cls, server_cls = _quiet_server_classes()
+    CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
+    app.__class__ = CustomLocalChalice
+    try:
+        return LocalDevServer(app, config, "127.0.0.1", port, handler_cls=handler_cls, server_cls=server_cls)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on port {port} ({exc.strerror}); choose another one with PORT=...") from None
+
+
+class LocalSchedules:
+    """Runs the app's scheduled functions, which only EventBridge would call on AWS.
+
+    ``Rate`` schedules run at their rate (first after one period). ``Cron`` schedules (Wisp's are
+    daily) run once at start and then every 24 hours; the daily tasks skip themselves when they ran
+    less than a day ago.
+    """
+
+    DAY = 24 * 3600.0
+
+    def __init__(self, app: Any) -> None:
+        from chalice.app import Cron, Rate, ScheduledEventConfig
+
+        seconds = {Rate.MINUTES: 60, Rate.HOURS: 3600, Rate.DAYS: 86400}
+        self._jobs: list[tuple[str, float, float]] = []  # (name, period, first run after)
+        for source in app.event_sources:
+            if not isinstance(source, ScheduledEventConfig):
+                continue
+            expression = source.schedule_expression
+            if isinstance(expression, Rate):
+                period = float(expression.value * seconds[expression.unit])
+                self._jobs.append((source.name, period, period))
+            elif isinstance(expression, Cron):
+                self._jobs.append((source.name, self.DAY, 0.0))
+        self._app = app
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="schedules", daemon=True)
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self._jobs]
+
+    def start(self) -> None:
+        if self._jobs:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        started = time.monotonic()
+        due = {name: started + first for name, _, first in self._jobs}
+        while not self._stop.is_set():
+            for name, period, _ in self._jobs:
+                if time.monotonic() >= due[name] and not self._stop.is_set():
+                    self._invoke(name)
+                    due[name] = time.monotonic() + period
+            self._stop.wait(min(due.values()) - time.monotonic() if due else 60)
+
+    def _invoke(self, name: str) -> None:
+        event = {
+            "version": "0", "id": secrets.token_hex(8), "detail-type": "Scheduled Event",
+            "source": "aws.events", "account": "123456789012",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "region": os.environ.get("AWS_DEFAULT_REGION", "eu-central-1"), "resources": [], "detail": {},
+        }
+        try:
+            self._app.handler_map[name](event, None)
+        except Exception:  # noqa: BLE001 - a failing task must not stop the others or the stack
+            logging.getLogger("wisp.local_stack").exception("scheduled function %s failed", name)
+
+
+# --------------------------------------------------------------------------------------------
+# The runner subprocess
+# --------------------------------------------------------------------------------------------
+
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _unblock_stop_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+class LocalRunner:
+    """One CPU runner (``python -m wisp_runner``) in its own process group, output prefixed."""
+
+    def __init__(self, *, backend_url: str, token: str, model: str) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "runner_image"), env.get("PYTHONPATH")]))
+        env["PYTHONUNBUFFERED"] = "1"
+        env["WISP_RUNNER_TOKEN"] = token  # not on the command line, where `ps` would show it
+        for name in ("WISP_SECRET_KEY", "WISP_ADMIN_PASSWORD"):  # the runner needs none of the backend's secrets
+            env.pop(name, None)
+        self.command = [
+            sys.executable, "-m", "wisp_runner",
+            "--backend-url", backend_url,
+            "--name", "local-cpu",
+            "--device", "cpu",
+            "--preload", model,
+        ]
+        self.process = subprocess.Popen(
+            self.command, cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_unblock_stop_signals,  # the mask is inherited; see run()
+        )
+        self._pump = threading.Thread(target=self._copy_output, name="runner-output", daemon=True)
+        self._pump.start()
+
+    def _copy_output(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            sys.stdout.write("[runner] " + raw.decode("utf-8", "replace"))
+            sys.stdout.flush()
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def stop(self) -> None:
+        """SIGTERM to the whole group, then SIGKILL if it has not exited in time."""
+        if self.process.poll() is None:
+            self._signal(signal.SIGTERM)
+            try:
+                self.process.wait(RUNNER_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                print(f"runner did not stop within {RUNNER_STOP_SECONDS:.0f} s; killing it")
+        # the leader may be gone while children of its group live on: kill the group regardless
+        self._signal(signal.SIGKILL)
+        self.process.wait()
+        self._pump.join(timeout=2)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def start_runner(opts: Options, backend_url: str, replayed: bool) -> LocalRunner | None:
+    if not opts.runner:
+        print("local runner: off (WISP_LOCAL_RUNNER=0)")
+        return None
+    return LocalRunner(backend_url=backend_url, token=runner_token(opts, replayed), model=opts.runner_model)
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------
+
+
+class _Stop(BaseException):
+    """Raised in the main thread by SIGINT/SIGTERM."""
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def _banner(opts: Options, settings: Any, url: str, aws_url: str, replayed: int, runner: LocalRunner | None,
+            schedules: list[str]) -> str:
+    admins = [(n, u) for n, u in sorted(settings.security.local_account.user_provisioning.items()) if u.is_admin]
+    generated = os.environ.get("WISP_ADMIN_PASSWORD")
+    lines = [
+        "",
+        "Wisp is running.",
+        f"  API:            {url}/api   (landing page for mail links: {url}/)",
+        f"  API docs:       {url}/docs  (Swagger UI), {url}/redoc, {url}/openapi.json",
+        f"  Local AWS:      {aws_url}  (moto: DynamoDB, S3, SES)",
+        f"  Configuration:  {os.environ['WISP_CONFIG']}",
+        f"  State:          {opts.state_dir}"
+        + (f"  (replayed {replayed} recorded AWS requests)" if replayed else "")
+        + ("" if opts.persist else "  (not persisted: WISP_PERSIST=0)"),
+    ]
+    for _, user in admins:
+        password = user.password if user.password == generated else "(the password in your configuration)"
+        lines.append(f"  Admin login:    {user.email} / {password}")
+    lines += [
+        "  Log in:         POST /api/local-account/login (form: username, password; scope=admin for admin)",
+        "                  or sign up with POST /api/local-account/signup in the API docs and open",
+        "                  the activation link that is printed here.",
+        "  Mail:           not delivered; every message is printed on this console"
+        + ("" if settings.mail.echo_to_console else " only if mail.echo_to_console is true")
+        + " and kept by moto (GET " + aws_url + "/moto-api/data.json, ses.Message)",
+        "  Runner:         " + (f"local-cpu, pid {runner.process.pid}" if runner else "none"),
+        "  Schedules:      " + (", ".join(schedules) + " (run here in place of EventBridge)" if schedules else "none"),
+        "  Stop:           Ctrl-C (or SIGTERM); everything started here stops with it.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run(opts: Options) -> int:
+    prepare_environment(opts)
+    from .settings import get_settings
+
+    settings = get_settings()  # the app's copy; a bad file fails here, before anything starts
+    _check_port_free(opts.port, "the API", "PORT")
+
+    from . import logs
+
+    logs.configure()
+    aws = LocalAws(opts.moto_port)
+    os.environ["WISP_AWS_ENDPOINT_URL"] = aws.url
+    server = None
+    runner: LocalRunner | None = None
+    serving: threading.Thread | None = None
+    schedules: LocalSchedules | None = None
+    try:
+        recording = Path(os.environ["MOTO_RECORDER_FILEPATH"])
+        if not opts.persist:
+            recording.unlink(missing_ok=True)
+        started = time.monotonic()
+        replayed = aws.restore(recording) if opts.persist else 0
+        if replayed:
+            print(f"restored state: replayed {replayed} recorded AWS requests in {time.monotonic() - started:.1f} s")
+        bootstrap(settings)
+        server = make_server(opts.port)
+        url = f"http://127.0.0.1:{server.server.server_address[1]}"
+        serving = threading.Thread(target=server.server.serve_forever, name="api-server", daemon=True)
+        serving.start()
+        schedules = LocalSchedules(server.app_object)
+        schedules.start()
+        # a signal between starting the runner and remembering it would leave an orphan, so
+        # they wait until `runner` is set (the child unblocks them for itself)
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            runner = start_runner(opts, url, bool(replayed))
+        finally:
+            _unblock_stop_signals()
+        print(_banner(opts, settings, url, aws.url, replayed, runner, schedules.names), flush=True)
+        reported = False
+        while True:
+            time.sleep(0.5)
+            code = runner.poll() if runner else None
+            if code is not None and not reported:
+                print(f"the local runner exited with status {code}; the API keeps running (restart `make run` to retry)")
+                reported = True
+    except _Stop as stop:
+        print(f"\n{stop.args[0] if stop.args else 'stop'} received, stopping ...", flush=True)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if runner is not None:
+            runner.stop()  # first: it unregisters through the API
+        if schedules is not None:
+            schedules.stop()
+        if server is not None:
+            if serving is not None:
+                server.server.shutdown()
+            server.server.server_close()
+        aws.stop()
+    print("stopped.", flush=True)
+    return 0
+
+
+def main() -> int:
+    from .settings import ConfigError  # reads no environment at import
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        opts = read_options()
+        return run(opts)
+    except ConfigError as exc:  # from the file, or from provisioning the accounts it lists
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StartupError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return EXIT_STARTUP
+    except _Stop:
+        return 0
+
+
+if __name__ == "__main__":
+    status = main()
+    # Everything this started has stopped by now. Skip the interpreter's teardown, which spends
+    # seconds freeing moto's thousands of modules and objects.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -1,0 +1,122 @@
+"""Pieces of the local stack (chalicelib/local_stack.py) that need no running stack; the stack as a
+whole is tested end to end in tests/e2e/test_local_stack.py."""
+from __future__ import annotations
+
+import logging
+import threading
+from types import SimpleNamespace
+
+import pytest
+from chalice import Chalice, Cron, Rate
+
+from chalicelib import local_stack
+
+
+@pytest.fixture(autouse=True)
+def aws_mock():
+    """Overrides the suite's autouse moto fixture: nothing here touches AWS."""
+    yield
+
+
+def request(method: str, target: str | None = None) -> SimpleNamespace:
+    return SimpleNamespace(method=method, headers={"X-Amz-Target": target} if target else {})
+
+
+@pytest.mark.parametrize("req, is_read", [
+    (request("POST", "DynamoDB_20120810.GetItem"), True),
+    (request("POST", "DynamoDB_20120810.Query"), True),
+    (request("POST", "DynamoDB_20120810.DescribeTable"), True),
+    (request("POST", "DynamoDB_20120810.UpdateItem"), False),
+    (request("POST", "DynamoDB_20120810.TransactWriteItems"), False),
+    (request("GET"), True),  # S3 GetObject / ListBuckets
+    (request("HEAD"), True),
+    (request("PUT"), False),  # S3 PutObject
+    (request("DELETE"), False),
+    (request("POST"), False),  # SES SendEmail, S3 DeleteObjects
+])
+def test_only_requests_that_change_state_are_recorded(req, is_read):
+    assert local_stack._is_read(req) is is_read
+
+
+def test_the_recorder_filter_passes_writes_through():
+    recorded = []
+
+    class Recorder:
+        def _record_request(self, request, body=None):
+            recorded.append(request)
+
+    recorder = Recorder()
+    local_stack._record_only_writes(recorder)
+    write, read = request("PUT"), request("POST", "DynamoDB_20120810.GetItem")
+    recorder._record_request(write)
+    recorder._record_request(read)
+
+    assert recorded == [write]
+
+
+def test_cron_schedules_run_at_start_and_rate_schedules_wait_a_period():
+    app = Chalice("schedules-test")
+    ran = threading.Event()
+    calls = []
+
+    @app.schedule(Cron(0, 0, "*", "*", "?", "*"), name="daily")
+    def daily(event):
+        calls.append(("daily", event.detail_type))
+        ran.set()
+
+    @app.schedule(Rate(1, unit=Rate.MINUTES), name="every_minute")
+    def every_minute(event):
+        calls.append(("every_minute", event.detail_type))
+
+    schedules = local_stack.LocalSchedules(app)
+    assert sorted(schedules.names) == ["daily", "every_minute"]
+    schedules.start()
+    try:
+        assert ran.wait(10)
+    finally:
+        schedules.stop()
+
+    assert calls == [("daily", "Scheduled Event")]
+
+
+def test_a_failing_schedule_is_logged_and_the_loop_goes_on(caplog, monkeypatch):
+    monkeypatch.setattr(logging.getLogger("wisp"), "propagate", True)  # logs.configure() turns it off
+    app = Chalice("schedules-test")
+
+    @app.schedule(Cron(0, 0, "*", "*", "?", "*"), name="broken")
+    def broken(event):
+        raise RuntimeError("boom")
+
+    local_stack.LocalSchedules(app)._invoke("broken")
+
+    assert "scheduled function broken failed" in caplog.text
+
+
+@pytest.mark.parametrize("name, value", [("PORT", "eighty"), ("PORT", "0"), ("WISP_MOTO_PORT", "70000")])
+def test_bad_ports_are_refused_by_name(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(local_stack.StartupError, match=name):
+        local_stack.read_options()
+
+
+def test_options_default_to_the_documented_values(monkeypatch):
+    for name in ("PORT", "WISP_MOTO_PORT", "WISP_STATE_DIR", "WISP_PERSIST", "WISP_LOCAL_RUNNER",
+                 "WISP_LOCAL_RUNNER_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+
+    opts = local_stack.read_options()
+
+    assert (opts.port, opts.moto_port, opts.persist, opts.runner, opts.runner_model) == (8000, 8001, True, True, "tiny.en")
+    assert opts.state_dir == local_stack.ROOT / ".wisp-local"
+
+
+def test_a_taken_port_is_reported_with_its_variable():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(local_stack.StartupError, match="WISP_MOTO_PORT"):
+            local_stack._check_port_free(port, "the local AWS endpoint", "WISP_MOTO_PORT")
