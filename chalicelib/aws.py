@@ -11,6 +11,7 @@ from typing import Any
 from .settings import environment
 
 _clients: dict[str, Any] = {}
+_session: Any = None  # one boto3 session: service models are loaded once per process
 _lock = threading.Lock()
 
 
@@ -19,13 +20,16 @@ def client(service: str) -> Any:
     found = _clients.get(service)
     if found is not None:
         return found
+    global _session
     with _lock:
         if service not in _clients:
             import boto3
             from botocore.config import Config
 
             env = environment()
-            _clients[service] = boto3.session.Session().client(
+            if _session is None:
+                _session = boto3.session.Session()
+            _clients[service] = _session.client(
                 service,
                 region_name=env.region,
                 endpoint_url=env.endpoint_url,

@@ -29,7 +29,6 @@ log = logging.getLogger("wisp.periodic")
 
 MIN_INTERVAL = timedelta(hours=23)  # a task that ran more recently is skipped
 OVERDUE_AFTER = timedelta(hours=25)  # check_overdue() warns about tasks older than this
-SCHEDULE_NAME = "periodic_tasks"  # the Lambda function's name in .chalice/config.json
 
 
 @dataclass(frozen=True)
@@ -104,16 +103,6 @@ def check_overdue(*, now: datetime | None = None) -> list[str]:
     if late:
         log.warning("periodic tasks overdue (not run for over 25 h): %s", ", ".join(late))
     return late
-
-
-def register(app: Any) -> None:
-    """Add the daily schedule to the Chalice app."""
-    from chalice import Cron
-
-    @app.schedule(Cron(0, 0, "*", "*", "?", "*"), name=SCHEDULE_NAME,
-                  description="Wisp daily tasks: token/audio cleanup, job and user retention")
-    def periodic_tasks(event: Any) -> dict[str, str]:
-        return run_all()
 
 
 if __name__ == "__main__":

@@ -8,21 +8,21 @@ from urllib.parse import urlencode
 import pytest
 from moto import mock_aws
 
-from chalicelib import aws
 from chalicelib.settings import get_settings
 
 
 @pytest.fixture(autouse=True)
 def aws_mock():
-    """moto around the whole test, with Wisp's resources created and settings reloaded."""
+    """moto around the whole test, with Wisp's resources created and settings reloaded.
+
+    The cached boto3 clients are kept across tests (moto intercepts existing clients too):
+    creating them again would load botocore's service models, ~1.5 s per test."""
     get_settings.cache_clear()
-    aws.reset_clients()
     with mock_aws():
         from chalicelib import bootstrap
 
         bootstrap.ensure_all(get_settings())
         yield
-    aws.reset_clients()
     get_settings.cache_clear()
 
 

@@ -9,8 +9,10 @@ ROUTE_MODULES = [
     "users",
     "local_account",
     "jobs",
+    "job_events",
     "runners",
     "admins",
+    "admin_site",
     "wisp",
 ]
 

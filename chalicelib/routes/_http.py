@@ -9,6 +9,7 @@ response type. From that single declaration we get
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import typing
@@ -138,7 +139,7 @@ def _dedent(text: str) -> str:
 def _make_view(blueprint: Blueprint, op: Operation, handler: Callable[[Call], Any],
                precondition: Callable[[], None] | None = None) -> Callable[..., Response]:
     query_lists = _list_fields(op.query) if op.query is not None else set()
-    body_adapter = _adapter(op.body) if op.body is not None and op.body_format in ("json", "form") else None
+    validates_body = op.body is not None and op.body_format in ("json", "form")
 
     def view(**uri_params: str) -> Response:
         call = Call(request=blueprint.current_request)
@@ -156,9 +157,9 @@ def _make_view(blueprint: Blueprint, op: Operation, handler: Callable[[Call], An
             problems: list[dict[str, Any]] = []
             if op.query is not None:
                 call.query = _validate_query(op.query, call.request.query_params, query_lists, problems)
-            if body_adapter is not None:
+            if validates_body:
                 data = raw_json if op.body_format == "json" else _decode_form(call.request)
-                call.body = _validate_body(body_adapter, data, problems)
+                call.body = _validate_body(_adapter(op.body), data, problems)
             if problems:
                 raise errors.ValidationFailed(problems)
             result = handler(call, **uri_params) if uri_params else handler(call)
@@ -215,7 +216,9 @@ def error_response(exc: errors.AppError) -> Response:
 _MISSING: Any = object()
 
 
+@functools.lru_cache(maxsize=None)
 def _adapter(tp: Any) -> TypeAdapter[Any]:
+    # built on first use, not at import: cold starts only pay for the routes they serve
     return TypeAdapter(tp)
 
 
@@ -292,17 +295,67 @@ def _decode_json(raw: bytes) -> Any:
               "ctx": {"error": "invalid UTF-8"}}]
         ) from None
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise errors.ValidationFailed(
             [{"type": "json_invalid", "loc": ["body", exc.pos], "msg": "JSON decode error", "input": {},
               "ctx": {"error": exc.msg}}]
         ) from None
     except RecursionError:
-        raise errors.ValidationFailed(
-            [{"type": "json_invalid", "loc": ["body", 0], "msg": "JSON decode error", "input": {},
-              "ctx": {"error": "nesting too deep"}}]
-        ) from None
+        raise _json_error("nesting too deep") from None
+    if isinstance(value, (dict, list)):
+        problem = _json_problem(value, MAX_JSON_DEPTH)
+        if problem:
+            raise _json_error(problem)
+    elif isinstance(value, str) and not _encodable(value):
+        raise _json_error("invalid unicode escape (lone surrogate)")
+    return value
+
+
+# No API body nests anywhere near this deep. Deeper documents would parse, but echoing them back in a
+# 422 (or storing them) fails: pydantic serialises at most ~255 levels, DynamoDB stores 32.
+MAX_JSON_DEPTH = 64
+
+
+def _json_error(reason: str) -> errors.ValidationFailed:
+    return errors.ValidationFailed(
+        [{"type": "json_invalid", "loc": ["body", 0], "msg": "JSON decode error", "input": {},
+          "ctx": {"error": reason}}]
+    )
+
+
+def _encodable(text: str) -> bool:
+    """False for strings with lone surrogates (``"\\ud800"`` is valid JSON but not valid UTF-8)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _json_problem(value: Any, limit: int) -> str | None:
+    """Why a parsed JSON document cannot be processed: lists/objects nested deeper than ``limit``,
+    or strings that cannot be encoded again (every later step, from the 422 echo to DynamoDB,
+    would fail on them). Iterative, so no recursion limit applies."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return "nesting too deep"
+        if isinstance(node, dict):
+            if not all(_encodable(key) for key in node):
+                return "invalid unicode escape (lone surrogate)"
+            children = node.values()
+        else:
+            children = node
+        for child in children:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+            elif isinstance(child, str) and not _encodable(child):
+                return "invalid unicode escape (lone surrogate)"
+    return None
 
 
 def _decode_form(request: Any) -> Any:

@@ -5,8 +5,12 @@ from __future__ import annotations
 from .banners import Banner
 from .counters import Counter
 from .events import JobEvent
+from .job_settings import JobSettings
+from .jobs import Job
+from .runners import Runner
+from .task_runs import TaskRun
 from .tokens import Token
 from .users import Login, User
 
-ALL_MODELS: list[type] = [Counter, User, Login, Token, Banner, JobEvent]
+ALL_MODELS: list[type] = [Counter, User, Login, Token, Banner, JobEvent, JobSettings, Job, Runner, TaskRun]
 

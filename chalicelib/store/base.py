@@ -36,14 +36,15 @@ class UTCDateTime(UTCDateTimeAttribute):
 
 
 def transact_write(**kwargs: object) -> "TransactWrite":
-    """A PynamoDB write transaction on Wisp's connection (region and local endpoint)."""
-    from pynamodb.connection import Connection
+    """A PynamoDB write transaction on the connection PynamoDB already holds (no new client)."""
     from pynamodb.transactions import TransactWrite
 
-    return TransactWrite(connection=Connection(region=_env.region, host=_env.endpoint_url), **kwargs)  # type: ignore[arg-type]
+    from .counters import Counter
+
+    return TransactWrite(connection=Counter._get_connection().connection, **kwargs)  # type: ignore[arg-type]
 
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING  # noqa: E402
 
 if TYPE_CHECKING:
     from pynamodb.transactions import TransactWrite

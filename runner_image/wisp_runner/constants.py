@@ -16,9 +16,9 @@ ROUTE_JOB_AUDIO = f"{RUNNERS_PREFIX}/retrieve_job_audio"
 ROUTE_SUBMIT_RESULT = f"{RUNNERS_PREFIX}/submit_job_result"
 
 # --- Wisp extensions: used only when the backend answers them (404 → fall back) ---
-ROUTE_WISP_AUDIO_URL = f"{RUNNERS_PREFIX}/wisp/audio_url"
-ROUTE_WISP_RESULT_UPLOAD = f"{RUNNERS_PREFIX}/wisp/result_upload"
-ROUTE_WISP_SUBMIT_UPLOADED = f"{RUNNERS_PREFIX}/wisp/submit_uploaded_result"
+ROUTE_WISP_AUDIO_URL = "/api/wisp/runners/audio_url"
+ROUTE_WISP_RESULT_UPLOAD = "/api/wisp/runners/result_upload"
+ROUTE_WISP_SUBMIT_UPLOADED = "/api/wisp/runners/submit_uploaded_result"
 
 SESSION_TOKEN_PARAM = "session_token"
 ABORT_MESSAGE = "job was aborted"

@@ -21,15 +21,29 @@ STACK = "wisp-smoke"
 
 
 def _subset(merge: dict) -> dict:
-    resources = {name: res for name, res in merge["Resources"].items()
-                 if res.get("Type") in SUPPORTED and "RestAPI" not in json.dumps(res)
-                 and not name.endswith("HandlerLogGroup")}
+    resources = {name: res for name, res in merge["Resources"].items() if res.get("Type") in SUPPORTED}
+    # drop what refers to resources outside the subset (e.g. the log groups of Chalice's functions)
+    while True:
+        keep = {name: res for name, res in resources.items()
+                if all(ref in resources or ref in merge["Parameters"] or ref.startswith("AWS::")
+                       for ref in _references(res))}
+        if keep.keys() == resources.keys():
+            break
+        resources = keep
     text = json.dumps(resources)
     outputs = {name: out for name, out in merge["Outputs"].items()
                if all(ref in resources for ref in re.findall(r'"Ref": "(\w+)"', json.dumps(out)))
                and "RestAPI" not in json.dumps(out) and "RunnerService" not in json.dumps(out)}
     params = {name: p for name, p in merge["Parameters"].items() if name in PARAMETERS and name in text}
     return {"AWSTemplateFormatVersion": "2010-09-09", "Parameters": params, "Resources": resources, "Outputs": outputs}
+
+
+def _references(resource: dict) -> set[str]:
+    text = json.dumps(resource)
+    refs = set(re.findall(r'"Ref": "([\w:]+)"', text)) | set(re.findall(r'"Fn::GetAtt": \["(\w+)"', text))
+    for template in re.findall(r'"Fn::Sub": "([^"]*)"', text):
+        refs |= {r.split(".")[0] for r in re.findall(r"\$\{([\w:.]+)\}", template)}
+    return refs
 
 
 def _create_secret(name: str, props: dict) -> str:

@@ -98,134 +98,17 @@ def test_overdue_tasks_are_reported(now):
     assert periodic.check_overdue(now=now + timedelta(hours=26)) == ["general_cleanup"]
 
 
-def test_register_adds_a_daily_schedule(now):
+def test_schedules_register_the_daily_tasks_and_the_sweeper(now):
     from chalice import Chalice
     from chalice.test import Client
 
+    from chalicelib import schedules
+
     app = Chalice(app_name="periodic-test")
-    periodic.register(app)
-    [source] = app.event_sources
-    assert source.name == periodic.SCHEDULE_NAME
-    assert source.schedule_expression.to_string() == "cron(0 0 * * ? *)"
+    schedules.register(app)
+    sources = {s.name: s.schedule_expression.to_string() for s in app.event_sources}
+    assert sources == {schedules.DAILY_NAME: "cron(0 0 * * ? *)", schedules.SWEEP_NAME: "rate(1 minute)"}
     with Client(app) as client:
-        result = client.lambda_.invoke(periodic.SCHEDULE_NAME, client.events.generate_cw_event(
+        result = client.lambda_.invoke(schedules.DAILY_NAME, client.events.generate_cw_event(
             source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
     assert result.payload["general_cleanup"] == "ran"
-
-
-# ------------------------------------------------------------------------------------------
-# General cleanup: tokens
-# ------------------------------------------------------------------------------------------
-
-
-def test_expired_sessions_are_deleted_except_each_users_most_recent_token(now):
-    # GIVEN a user whose newest token is an expired session, and older expired and live tokens
-    alice = new_user()
-    newest_expired = new_token(alice, last_usage=now - 2 * DAY, expires_at=now - 2 * DAY + timedelta(hours=1))
-    older_expired = new_token(alice, last_usage=now - 5 * DAY, expires_at=now - 5 * DAY + timedelta(hours=1))
-    live = new_token(alice, last_usage=now - 3 * DAY, expires_at=now + timedelta(minutes=30))
-    api_token = new_token(alice, last_usage=now - 9 * DAY, expires_at=None, explicit=True)
-    # AND a user whose newest token is an API token
-    bob = new_user()
-    bob_api = new_token(bob, last_usage=now - DAY, expires_at=None, explicit=True)
-    bob_expired = new_token(bob, last_usage=now - 3 * DAY, expires_at=now - 3 * DAY)
-    # WHEN the daily cleanup runs
-    periodic.run_all(now=now)
-    # THEN only expired sessions that are not the user's newest token are gone
-    assert token_ids(alice) == {int(newest_expired.id), int(live.id), int(api_token.id)}
-    assert int(older_expired.id) not in token_ids(alice)
-    assert token_ids(bob) == {int(bob_api.id)}
-    assert int(bob_expired.id) not in token_ids(bob)
-
-
-# ------------------------------------------------------------------------------------------
-# General cleanup: orphaned audio
-# ------------------------------------------------------------------------------------------
-
-
-def put_audio(key: str) -> None:
-    aws.client("s3").put_object(Bucket=environment().bucket, Key=key, Body=b"RIFF....")
-
-
-def bucket_keys() -> set[str]:
-    found = aws.client("s3").list_objects_v2(Bucket=environment().bucket)
-    return {o["Key"] for o in found.get("Contents", [])}
-
-
-def test_orphaned_audio_older_than_a_day_is_deleted(now):
-    owner = new_user()
-    Job(501, user_id=owner.id, file_name="kept.wav", audio_key="audio/501", queue="q").save()
-    Job(502, user_id=owner.id, file_name="done.wav", audio_key=None).save()  # finished, audio dropped
-    for key in ("audio/501", "audio/502", "audio/503", "audio/stray.tmp", "transcripts/501/as_txt"):
-        put_audio(key)
-    # a day later: the pending job's audio stays; the others are orphans; transcripts are not audio
-    periodic.run_all(now=now + DAY)
-    assert bucket_keys() == {"audio/501", "transcripts/501/as_txt"}
-
-
-def test_fresh_audio_without_a_job_is_kept(now):
-    put_audio("audio/777")  # its job row may still be being written
-    periodic.run_all(now=now)
-    assert bucket_keys() == {"audio/777"}
-
-
-# ------------------------------------------------------------------------------------------
-# User retention
-# ------------------------------------------------------------------------------------------
-
-
-def inactive_user(now: datetime, days: float, **kw) -> User:
-    user = new_user(**kw)
-    new_token(user, last_usage=now - timedelta(days=days), expires_at=now - timedelta(days=days) + timedelta(hours=1))
-    return user
-
-
-def test_user_retention_warns_at_30_and_7_days_and_deletes_after(now, retention):
-    # GIVEN users at different distances from deletion (retention 100 days)
-    warn30 = inactive_user(now, RETENTION_DAYS - 30.5, email="warn30@example.org")
-    warn7 = inactive_user(now, RETENTION_DAYS - 7.5, email="warn7@example.org")
-    quiet = [inactive_user(now, d) for d in (RETENTION_DAYS - 29.5, RETENTION_DAYS - 31.5, RETENTION_DAYS - 6.5, 1)]
-    gone = inactive_user(now, RETENTION_DAYS + 0.5, email="gone@example.org")
-    provisioned = inactive_user(now, RETENTION_DAYS + 50, provision_number=7)
-    tokenless = new_user()
-    # WHEN the daily tasks run
-    assert periodic.run_all(now=now)["user_cleanup"] == "ran"
-    # THEN each warning went to exactly its users, in Bcc
-    mails = {m.subject: m for m in sent_mail()}
-    assert set(mails) == {"Wisp: your account will be deleted in 30 days",
-                          "Wisp: your account will be deleted in 7 days"}
-    assert mails["Wisp: your account will be deleted in 30 days"].bcc == [warn30.email]
-    assert mails["Wisp: your account will be deleted in 7 days"].bcc == [warn7.email]
-    assert all(m.to == [] for m in mails.values())
-    # AND only the inactive, non-provisioned user with tokens is deleted, with its tokens and login
-    assert not user_exists(gone) and token_ids(gone) == set() and Login.count(gone.login_key) == 0
-    assert all(user_exists(u) for u in [warn30, warn7, *quiet, provisioned, tokenless])
-
-
-def test_warnings_are_sent_once_and_tokens_kept_for_activity(now, retention):
-    user = inactive_user(now, RETENTION_DAYS - 30.5)
-    periodic.run_all(now=now)
-    periodic.run_all(now=now + DAY)  # the next day: no second 30-day warning
-    periodic.run_all(now=now + 2 * DAY)
-    assert [m.subject for m in sent_mail()] == ["Wisp: your account will be deleted in 30 days"]
-    # the expired session was the user's newest token, so cleanup kept it and activity is still known
-    assert len(token_ids(user)) == 1
-
-
-def test_user_retention_walks_through_warnings_to_deletion_day_by_day(now, retention):
-    user = inactive_user(now, 50, email="walker@example.org")
-    for day in range(0, 60):
-        periodic.run_all(now=now + day * DAY)
-    subjects = [m.subject for m in sent_mail()]
-    assert subjects == ["Wisp: your account will be deleted in 30 days",
-                        "Wisp: your account will be deleted in 7 days"]
-    assert not user_exists(user)
-
-
-def test_after_an_outage_one_warning_names_the_days_actually_left(now, retention):
-    user = inactive_user(now, RETENTION_DAYS - 20.5, email="late@example.org")
-    TaskRun("user_cleanup", last_run_at=now - 15 * DAY).save()  # missed both days of the 30-day warning
-    periodic.run_all(now=now)
-    [message] = sent_mail()
-    assert message.subject == "Wisp: your account will be deleted in 20 days"
-    assert message.bcc == [user.email]

@@ -1,0 +1,138 @@
+"""AWS requests per job lifecycle and per idle heartbeat, counted from botocore's ``before-call``
+events on every client (boto3 clients of ``chalicelib.aws`` and PynamoDB's connections).
+
+Lifecycle: submit (assigned at once to an idle runner) → first heartbeat → retrieve_job_info →
+retrieve_job_audio → heartbeat with progress → submit_job_result → download_transcript.
+Runs in-process against moto; the counts do not depend on the backend. Goals: ≤ 12 DynamoDB
+requests per job (Wisp's job path), ≤ 2 per idle heartbeat, no Scan on any request path.
+
+    .venv/bin/python bench/aws_requests.py
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import _env  # noqa: F401
+
+GOAL_PER_JOB = 12
+GOAL_PER_IDLE_HEARTBEAT = 2
+
+
+class Recorder:
+    """Counts requests by (service, operation, table) while ``phase`` is set.
+
+    Hooks ``before-parameter-build`` (once per API call, like ``before-call``, but it sees the
+    API parameters, so the table can be named)."""
+
+    def __init__(self) -> None:
+        self.phase: str | None = None
+        self.calls: list[tuple[str, str, str, str]] = []
+        self.hooked: set[int] = set()
+
+    def hook(self, client: Any) -> None:
+        if id(client) in self.hooked:
+            return
+        self.hooked.add(id(client))
+        client.meta.events.register("before-parameter-build.*.*", self._before_call)
+
+    def _before_call(self, model: Any, params: Any, **_kw: Any) -> None:
+        if self.phase is None:
+            return
+        service = model.service_model.service_name
+        table = ""
+        if isinstance(params, dict):
+            table = params.get("TableName", "")
+            if not table and params.get("TransactItems"):
+                table = "+".join(sorted({next(iter(i.values()))["TableName"] for i in params["TransactItems"]}))
+            if not table and params.get("RequestItems"):
+                table = "+".join(sorted(params["RequestItems"]))
+            if table.endswith("counters") and str(params.get("Key", {}).get("name", {}).get("S", "")).startswith("events#"):
+                table += "(events)"
+        self.calls.append((self.phase, service, model.name, table.replace("wisp-test-", "")))
+
+
+def category(table: str) -> str:
+    if table in ("events", "counters(events)"):
+        return "sse-events"
+    if table in ("tokens", "users"):
+        return "user-auth"
+    return "jobs"
+
+
+def main() -> None:
+    from chalice.test import Client
+    from moto import mock_aws
+
+    from app import app
+    from chalicelib import aws, bootstrap
+    from chalicelib.settings import get_settings
+    from chalicelib.store import ALL_MODELS
+    from tests.jobs_support import TRANSCRIPT, RunnerClient, make_runner, make_user, submit
+    from tests.support import Api
+
+    recorder = Recorder()
+    with mock_aws(), Client(app) as client:
+        bootstrap.ensure_all(get_settings())
+        api = Api(client)
+        for service in ("s3", "ses", "dynamodb"):
+            recorder.hook(aws.client(service))
+        for model in ALL_MODELS:
+            recorder.hook(model._get_connection().connection.client)
+        person = make_user()
+        _rid, token = make_runner()
+        runner = RunnerClient(api, token)
+        runner.register()
+
+        def phase(name: str, action: Any) -> Any:
+            recorder.phase = name
+            try:
+                return action()
+            finally:
+                recorder.phase = None
+
+        phase("idle heartbeat", runner.heartbeat)
+        job_id = phase("submit_job (+assignment)", lambda: submit(api, person.token))
+        job_id = int(job_id.body)
+        phase("heartbeat: job assigned", runner.heartbeat)
+        phase("retrieve_job_info", runner.job_info)
+        phase("retrieve_job_audio", runner.audio)
+        phase("heartbeat: progress", lambda: runner.heartbeat(50))
+        phase("submit_job_result (+assignment)", lambda: runner.result(transcript=TRANSCRIPT))
+        phase("download_transcript", lambda: api.get("/api/jobs/download_transcript", token=person.token,
+                                                      query={"job_id": job_id, "transcript_type": "as_txt"}))
+        phase("idle heartbeat 2", runner.heartbeat)
+
+    by_phase: dict[str, Counter] = {}
+    for ph, service, op, table in recorder.calls:
+        by_phase.setdefault(ph, Counter())[(service, op, table)] += 1
+    print("AWS requests per phase (service Operation [table]):")
+    totals: Counter = Counter()
+    scans = []
+    for ph, counts in by_phase.items():
+        dynamo = sum(n for (svc, _op, _t), n in counts.items() if svc == "dynamodb")
+        print(f"\n{ph}: {sum(counts.values())} requests, {dynamo} DynamoDB")
+        for (svc, op, table), n in sorted(counts.items()):
+            print(f"  {n} × {svc} {op}" + (f" [{table}]" if table else ""))
+            if op == "Scan":
+                scans.append((ph, table))
+            if svc == "dynamodb" and not ph.startswith("idle"):
+                totals[category(table)] += n
+            if svc != "dynamodb" and not ph.startswith("idle"):
+                totals[svc] += n
+    idle = sum(n for (svc, _o, _t), n in by_phase["idle heartbeat"].items() if svc == "dynamodb")
+    jobs_path = totals["jobs"]
+    print("\nper job lifecycle (DynamoDB):")
+    print(f"  Wisp job path (jobs, runners, settings, ids): {jobs_path} (goal ≤ {GOAL_PER_JOB}: "
+          f"{'met' if jobs_path <= GOAL_PER_JOB else 'MISSED'})")
+    print(f"  + user authentication (tokens/users, 2 user calls): {totals['user-auth']}")
+    print(f"  + SSE event log (services/events.publish, 2 per event): {totals['sse-events']}")
+    print(f"  = {jobs_path + totals['user-auth'] + totals['sse-events']} DynamoDB requests in all; "
+          f"S3 {totals['s3']}, SES {totals['ses']}")
+    print(f"per idle heartbeat: {idle} DynamoDB (goal ≤ {GOAL_PER_IDLE_HEARTBEAT}: "
+          f"{'met' if idle <= GOAL_PER_IDLE_HEARTBEAT else 'MISSED'})")
+    print(f"Scan on a request path: {'none' if not scans else scans}")
+
+
+if __name__ == "__main__":
+    main()

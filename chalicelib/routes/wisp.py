@@ -1,0 +1,110 @@
+"""Wisp extensions (not part of the Project-W API), all under ``/api/wisp``.
+
+* Direct uploads: pre-signed, resumable S3 multipart uploads for files beyond Lambda's limits.
+* Transcript URLs: pre-signed downloads for transcripts beyond Lambda's response limit.
+* Runner extensions: audio by URL, results by pre-signed POST, and a long-poll for new jobs.
+"""
+from __future__ import annotations
+
+from ..schemas.jobs import (
+    CompleteUploadRequest, SubmitJobQuery, TranscriptUrlQuery, UploadPartsResponse, UploadRequest, UploadResponse,
+    UrlResponse,
+)
+from ..schemas.runners import (
+    HeartbeatResponse, ResultUploadResponse, SessionQuery, SubmitUploadedResultRequest,
+    WaitForJobQuery,
+)
+from ..services import jobs, runners
+from ._http import Call, Router
+
+router = Router(__name__, prefix="/api/wisp", tag="wisp")
+
+MAX_RESULT_BYTES = 512 * 1024 * 1024  # JSON results uploaded through result_upload
+
+
+@router.route("/uploads", "POST", gate="user+V+T", body=UploadRequest, response=UploadResponse, extension=True,
+              errors={413: "File larger than the configured maximum", 415: "Not audio/* or video/*"})
+def start_upload(call: Call) -> UploadResponse:
+    """Start a direct upload to S3 (for files too large for ``submit_job``).
+
+    Send ``{file_name, content_type, size}``; PUT each ``part_size`` slice of the file to its part
+    URL and keep each response's ``ETag``, then call ``/uploads/{upload_id}/complete``.
+    """
+    return jobs.start_upload(call.principal.user.id, call.body)
+
+
+@router.route("/uploads/{upload_id}/parts", "GET", gate="user+V+T", response=UploadPartsResponse, extension=True,
+              errors={400: "Unknown upload"})
+def upload_parts(call: Call, upload_id: str) -> UploadPartsResponse:
+    """Resume an interrupted upload: the parts S3 already has, and new URLs for the others."""
+    return jobs.upload_parts(call.principal.user.id, upload_id)
+
+
+@router.route("/uploads/{upload_id}/complete", "POST", gate="user+V+T", query=SubmitJobQuery,
+              body=CompleteUploadRequest, response=int, extension=True,
+              errors={400: "Unknown upload, wrong parts, or unknown job_settings_id",
+                      413: "File larger than the configured maximum", 415: "Not audio/* or video/*"})
+def complete_upload(call: Call, upload_id: str) -> int:
+    """Finish a direct upload and submit the job (same settings rules as ``submit_job``); returns its id."""
+    parts = [(p.part_number, p.etag) for p in call.body.parts]
+    return jobs.complete_upload(call.principal.user.id, upload_id, parts, call.query.job_settings_id)
+
+
+@router.route("/jobs/{job_id}/transcript_url", "GET", gate="user+V+T", query=TranscriptUrlQuery,
+              response=UrlResponse, extension=True, errors={400: "No such job of the caller, or no transcript"})
+def transcript_url(call: Call, job_id: str) -> UrlResponse:
+    """A pre-signed URL (1 hour) for one transcript file; marks the job as downloaded."""
+    return UrlResponse(url=jobs.transcript_url(call.principal.user.id, _job_id(job_id),
+                                               call.query.transcript_type.value))
+
+
+def _job_id(raw: str) -> int:
+    from .. import errors
+
+    try:
+        return int(raw)
+    except ValueError:
+        raise errors.ValidationFailed([{"type": "int_parsing", "loc": ["path", "job_id"],
+                                        "msg": "Input should be a valid integer, unable to parse string as an integer",
+                                        "input": raw}]) from None
+
+
+# ------------------------------------------------------------------------------------------
+# Runner extensions
+# ------------------------------------------------------------------------------------------
+
+
+@router.route("/runners/wait_for_job", "POST", gate="runner+S", query=WaitForJobQuery, response=HeartbeatResponse,
+              extension=True)
+def wait_for_job(call: Call) -> HeartbeatResponse:
+    """Long-poll heartbeat: answers like ``heartbeat`` as soon as a job is assigned, or after ``timeout`` s.
+
+    Keeps the runner online like a heartbeat (it does not store progress).
+    """
+    return runners.wait_for_job(call.principal, call.query.timeout)
+
+
+@router.route("/runners/audio_url", "POST", gate="runner+S", query=SessionQuery, response=UrlResponse,
+              extension=True, errors={400: "No job assigned", 405: "The assigned job was aborted by the user"})
+def audio_url(call: Call) -> UrlResponse:
+    """A pre-signed GET for the assigned job's audio; marks the job as being processed."""
+    return UrlResponse(url=runners.audio_url(call.principal))
+
+
+@router.route("/runners/result_upload", "POST", gate="runner+S", query=SessionQuery, response=ResultUploadResponse,
+              extension=True, errors={400: "This runner is not processing a job"})
+def result_upload(call: Call) -> ResultUploadResponse:
+    """A pre-signed POST (``url`` + form ``fields``) for a result JSON too large for a request body.
+
+    Upload the ``RunnerSubmitResultRequest`` JSON there, then call ``submit_uploaded_result``.
+    """
+    return ResultUploadResponse(**runners.result_upload(call.principal, max_bytes=MAX_RESULT_BYTES))
+
+
+@router.route("/runners/submit_uploaded_result", "POST", gate="runner+S", query=SessionQuery,
+              body=SubmitUploadedResultRequest, response=str, extension=True,
+              errors={400: "Not processing a job, or the key is not this job's upload"})
+def submit_uploaded_result(call: Call) -> str:
+    """Like ``submit_job_result``, with the result JSON read from the uploaded object ``key``."""
+    return runners.submit_uploaded_result(call.principal, call.body.key, max_bytes=MAX_RESULT_BYTES)
+

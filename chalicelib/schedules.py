@@ -1,0 +1,52 @@
+"""Every scheduled function of Wisp (EventBridge via Chalice), registered in one place.
+
+* ``sweep_runners`` (every minute): expired runners' jobs go back to the queue, pending jobs go to
+  idle runners, then the queue metrics that scale the GPU fleet are published.
+* ``periodic_tasks`` (daily, 00:00 UTC): the cleanups and retention rules of spec §11
+  (``chalicelib/periodic.py``).
+
+``app.py`` calls ``register(app)`` once after the blueprints.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from chalice import Chalice, Cron, Rate
+
+log = logging.getLogger("wisp.schedules")
+
+SWEEP_NAME = "sweep_runners"
+DAILY_NAME = "periodic_tasks"
+
+
+def sweep_runners(event: Any = None) -> dict[str, int]:
+    """Every minute: release expired runners, assign pending jobs, publish the queue metrics.
+
+    Upstream has no sweeper (spec §12.4); without it a job whose runner died waits for the next
+    submit/register/result even while other runners idle."""
+    from .services import queue_metrics, runners
+
+    result = runners.sweep()
+    if result["released"] or result["assigned"]:
+        log.info("sweeper: released %(released)d expired runners, assigned %(assigned)d jobs", result)
+    try:
+        queue_metrics.publish_queue_metrics()
+    except Exception:  # noqa: BLE001 - metrics must never stop the sweeper
+        log.exception("publishing the queue metrics failed")
+    return result
+
+
+def periodic_tasks(event: Any = None) -> dict[str, str]:
+    """Daily: token/audio cleanup, job and user retention (each skipped if it ran < 23 h ago)."""
+    from . import periodic
+
+    return periodic.run_all()
+
+
+def register(app: Chalice) -> None:
+    """Add Wisp's scheduled functions to ``app``."""
+    app.schedule(Rate(1, unit=Rate.MINUTES), name=SWEEP_NAME,
+                 description="Wisp: requeue jobs of expired runners, assign jobs, publish queue metrics")(sweep_runners)
+    app.schedule(Cron(0, 0, "*", "*", "?", "*"), name=DAILY_NAME,
+                 description="Wisp daily tasks: token/audio cleanup, job and user retention")(periodic_tasks)

@@ -1,0 +1,116 @@
+"""Runners (spec §5.1, §6.2): the token record and, while registered, its online state.
+
+The row is keyed by the hash of the runner token, so authenticating a runner call and refreshing
+its lease is one conditional UpdateItem. The online state lives on the same row (upstream keeps it
+in Redis) with an explicit ``expires_at`` compared on every read: DynamoDB TTL is lazy and would
+not do. The job a runner holds is copied onto the row at assignment (id, owner, settings, audio
+key), so the runner calls never read the job row.
+
+Indexes: ``by-id`` (admin routes address runners by id) and the sparse ``online`` index
+(online = "o", expires_at): idle runners for assignment and expired ones for the sweeper.
+"""
+from __future__ import annotations
+
+from pynamodb.attributes import BooleanAttribute, JSONAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import DoesNotExist
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from .base import TableMeta, UTCDateTime, now, table
+
+ONLINE = "o"
+
+
+class RunnersById(GlobalSecondaryIndex["Runner"]):
+    class Meta:
+        index_name = "by-id"
+        projection = KeysOnlyProjection()
+
+    id = NumberAttribute(hash_key=True)
+
+
+class OnlineRunners(GlobalSecondaryIndex["Runner"]):
+    class Meta:
+        index_name = "online"
+        projection = AllProjection()
+
+    online = UnicodeAttribute(hash_key=True)
+    expires_at = NumberAttribute(range_key=True)
+
+
+class Runner(Model):
+    class Meta(TableMeta):
+        table_name = table("runners")
+
+    token_hash = UnicodeAttribute(hash_key=True)
+    id = NumberAttribute()
+    created_at = UTCDateTime(default=now)
+    # online state, present only while registered
+    online = UnicodeAttribute(null=True)  # ONLINE while registered
+    session_hash = UnicodeAttribute(null=True)
+    expires_at = NumberAttribute(null=True)  # epoch seconds; online only while in the future
+    name = UnicodeAttribute(null=True)
+    version = UnicodeAttribute(null=True)
+    git_hash = UnicodeAttribute(null=True)
+    source_code_url = UnicodeAttribute(null=True)
+    priority = NumberAttribute(null=True)
+    # the job it holds (copied at assignment)
+    job_id = NumberAttribute(null=True)
+    job_user_id = NumberAttribute(null=True)
+    job_settings = JSONAttribute(null=True)
+    job_audio_key = UnicodeAttribute(null=True)
+    job_email_notification = BooleanAttribute(null=True)
+    job_file_name = UnicodeAttribute(null=True)
+    in_process = BooleanAttribute(null=True)  # fetched the audio
+    abort = BooleanAttribute(null=True)  # the owner asked to abort the job
+    progress = NumberAttribute(null=True)
+
+    by_id = RunnersById()
+    online_index = OnlineRunners()
+
+
+def job_fields() -> list:
+    """Attributes describing the held job, removed when the runner lets go of it."""
+    return [Runner.job_id, Runner.job_user_id, Runner.job_settings, Runner.job_audio_key,
+            Runner.job_email_notification, Runner.job_file_name, Runner.in_process, Runner.abort,
+            Runner.progress]
+
+
+def online_fields() -> list:
+    return [Runner.online, Runner.session_hash, Runner.expires_at, Runner.name, Runner.version,
+            Runner.git_hash, Runner.source_code_url, Runner.priority]
+
+
+def get(token_hash: str) -> Runner | None:
+    try:
+        return Runner.get(token_hash, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+def by_id(runner_id: int) -> Runner | None:
+    for hit in Runner.by_id.query(runner_id, limit=1):
+        return get(hit.token_hash)
+    return None
+
+
+def online_after(moment: float) -> list[Runner]:
+    """Registered runners whose lease ends after ``moment``."""
+    return list(Runner.online_index.query(ONLINE, OnlineRunners.expires_at > moment))
+
+
+def idle_after(moment: float) -> list[Runner]:
+    """Idle registered runners whose lease ends after ``moment``."""
+    return list(Runner.online_index.query(ONLINE, OnlineRunners.expires_at > moment,
+                                          filter_condition=Runner.job_id.does_not_exist()))
+
+
+def expired_before(moment: float) -> list[Runner]:
+    return list(Runner.online_index.query(ONLINE, OnlineRunners.expires_at <= moment))
+
+
+def get_many(token_hashes: list[str]) -> dict[str, Runner]:
+    unique = list(dict.fromkeys(token_hashes))
+    if not unique:
+        return {}
+    return {r.token_hash: r for r in Runner.batch_get(unique, consistent_read=True)}

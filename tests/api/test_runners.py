@@ -1,0 +1,255 @@
+"""The runner routes (spec §3.6) and protocol (§6) through the test client."""
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.services import runners as runner_service
+from chalicelib.store import runners as runner_store
+from chalicelib.store.events import JobEvent
+from chalicelib.services import tokens
+from tests.jobs_support import TRANSCRIPT, RUNNER_INFO, RunnerClient, make_runner, make_user, submit  # noqa: F401
+from tests.support import body
+
+
+@pytest.fixture
+def runner(api) -> RunnerClient:
+    _rid, token = make_runner()
+    client = RunnerClient(api, token)
+    assert client.register().status_code == 200
+    return client
+
+
+class Clock:
+    """Moves the runner service's clock forward (leases are compared with it)."""
+
+    def __init__(self, monkeypatch) -> None:
+        import time
+
+        self.offset = 0.0
+        monkeypatch.setattr(runner_service, "clock", lambda: time.time() + self.offset)
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+def test_register_returns_id_and_session_token_stored_hashed(api):
+    runner_id, token = make_runner()
+    client = RunnerClient(api, token)
+    data = body(client.register())
+    assert data["id"] == runner_id and len(data["session_token"]) == 43
+    row = runner_store.get(tokens.hash_secret(token))
+    assert row.session_hash == tokens.hash_secret(data["session_token"])
+    assert token not in str(row.attribute_values) and data["session_token"] not in str(row.attribute_values)
+    # already online → 403; after unregister it may register again (stock runner's crash recovery)
+    assert client.register().status_code == 403
+    assert body(client.unregister()) == "Success"
+    assert body(client.unregister()) == "Success"  # no error when offline
+    assert client.register().status_code == 200
+
+
+def test_register_validates_its_body(api):
+    _rid, token = make_runner()
+    r = api.post("/api/runners/register", json={**RUNNER_INFO, "priority": 0, "name": "x" * 41}, token=token)
+    locs = [d["loc"] for d in body(r)["detail"]]
+    assert r.status_code == 422 and ["body", "priority"] in locs and ["body", "name"] in locs
+    r = api.post("/api/runners/register", json={"name": "x"}, token=token)
+    assert r.status_code == 422
+
+
+def test_runner_gates(api, runner):
+    # no bearer / unknown token → 401 with WWW-Authenticate
+    for token in (None, "not-a-runner-token", make_user().api_token):
+        r = api.post("/api/runners/heartbeat", json={}, token=token, query={"session_token": runner.session})
+        assert r.status_code == 401 and r.headers.get("WWW-Authenticate") == "Bearer"
+        assert api.post("/api/runners/register", json=RUNNER_INFO, token=token).status_code == 401
+        assert api.post("/api/runners/unregister", token=token).status_code == 401
+    # missing session token → 422 in FastAPI's shape
+    r = api.post("/api/runners/heartbeat", json={}, token=runner.token)
+    assert r.status_code == 422
+    assert body(r)["detail"] == [{"type": "missing", "loc": ["query", "session_token"], "msg": "Field required",
+                                  "input": None}]
+    # ... but an unknown token without a session is still 401 (gate order)
+    assert api.post("/api/runners/heartbeat", json={}, token="nope").status_code == 401
+    # wrong session → 403; offline → 403
+    r = api.post("/api/runners/heartbeat", json={}, token=runner.token, query={"session_token": "wrong"})
+    assert r.status_code == 403
+    runner.unregister()
+    assert runner.heartbeat().status_code == 403
+    # user tokens on runner routes and runner tokens on user routes are unknown tokens
+    assert api.get("/api/jobs/default_settings", token=runner.token).status_code == 401
+
+
+def test_heartbeat_extends_the_lease_and_expired_runners_are_offline(api, runner, monkeypatch):
+    clock = Clock(monkeypatch)
+    clock.advance(50)
+    assert body(runner.heartbeat()) == {"abort": False, "job_assigned": False}
+    clock.advance(50)  # 100 s after registering, 50 s after the heartbeat: still online
+    assert runner.heartbeat().status_code == 200
+    clock.advance(61)
+    assert runner.heartbeat().status_code == 403
+    assert runner.register().status_code == 200  # an expired runner may register again
+
+
+def test_full_job_cycle_with_email_notification(api, runner, monkeypatch):
+    sent = []
+    monkeypatch.setattr("chalicelib.mail.send_job_success_email", lambda *a: sent.append(("ok", *a)))
+    monkeypatch.setattr("chalicelib.mail.send_job_failure_email", lambda *a: sent.append(("failed", *a)))
+    person = make_user()
+    settings_id = body(api.post("/api/jobs/submit_settings", json={"email_notification": True, "language": "de"},
+                                token=person.token))
+    first = body(submit(api, person.token, settings_id=settings_id, data=b"first audio", content_type="video/webm"))
+    second = body(submit(api, person.token, settings_id=settings_id))
+
+    assert body(runner.heartbeat()) == {"abort": False, "job_assigned": True}
+    info = body(runner.job_info())
+    assert info["id"] == first and info["settings"]["language"] == "de"
+    audio = runner.audio()
+    assert audio.status_code == 200 and audio.body == b"first audio" and audio.headers["Content-Type"] == "video/webm"
+    assert runner.audio().body == b"first audio"  # repeatable
+    assert body(runner.heartbeat(12.5)) == {"abort": False, "job_assigned": True}
+    assert body(runner.result(transcript=TRANSCRIPT)) == "Success"
+    assert sent == [("ok", person.user.email, first, "talk.wav")]
+    # the runner is idle and got the next job at once
+    assert body(runner.heartbeat()) == {"abort": False, "job_assigned": True}
+    assert body(runner.job_info())["id"] == second
+    runner.audio()
+    assert body(runner.result(transcript=TRANSCRIPT, error_msg="model crashed")) == "Success"  # both → failed
+    assert sent[-1] == ("failed", person.user.email, second, "talk.wav", "model crashed")
+    infos = {i["id"]: i for i in body(api.get("/api/jobs/info", query={"job_ids": [first, second]}, token=person.token))}
+    assert infos[first]["step"] == "success" and infos[second]["step"] == "failed"
+    # the audio is gone from S3 once the job finished
+    from chalicelib import aws
+    from chalicelib.settings import environment
+    assert aws.client("s3").list_objects_v2(Bucket=environment().bucket, Prefix="audio/").get("KeyCount") == 0
+    updates = [int(e.job_id) for e in JobEvent.query(person.user.id) if e.event == "job_updated"]
+    assert updates.count(first) >= 3  # assigned, progress, finished
+
+
+def test_retrieve_and_submit_without_a_job(api, runner):
+    assert runner.job_info().status_code == 400
+    assert runner.audio().status_code == 400
+    assert runner.result(error_msg="x").status_code == 400
+    person = make_user()
+    submit(api, person.token)
+    assert runner.job_info().status_code == 200
+    assert runner.result(error_msg="x").status_code == 400  # not in process before fetching the audio
+
+
+def test_submit_result_needs_transcript_or_error(api, runner):
+    submit(api, make_user().token)
+    runner.audio()
+    r = runner.call("POST", "/api/runners/submit_job_result", json={})
+    assert r.status_code == 422 and body(r)["detail"][0]["loc"] == ["body"]
+    r = runner.call("POST", "/api/runners/submit_job_result", json={"transcript": {"as_txt": "x"}})
+    assert r.status_code == 422
+    r = runner.heartbeat(101)
+    assert r.status_code == 422 and body(r)["detail"][0]["loc"] == ["body", "progress"]
+
+
+def test_unregister_puts_the_job_back_and_another_runner_finishes_it(api, runner):
+    person = make_user()
+    job_id = body(submit(api, person.token))
+    runner.audio()
+    assert body(runner.unregister()) == "Success"
+    [info] = body(api.get("/api/jobs/info", query={"job_ids": job_id}, token=person.token))
+    assert info["step"] == "pending_runner" and info["runner_id"] is None and info["progress"] == 0
+    _rid, token = make_runner()
+    other = RunnerClient(api, token)
+    other.register(name="other")
+    assert body(other.job_info())["id"] == job_id
+    other.audio()
+    other.result(transcript=TRANSCRIPT)
+    [info] = body(api.get("/api/jobs/info", query={"job_ids": job_id}, token=person.token))
+    assert info["step"] == "success" and info["runner_name"] == "other"
+
+
+def test_unregister_while_aborting_fails_the_job_and_never_requeues_it(api, runner):
+    person = make_user()
+    job_id = body(submit(api, person.token))
+    runner.audio()
+    api.post("/api/jobs/abort", json=[job_id], token=person.token)
+    runner.unregister()
+    [info] = body(api.get("/api/jobs/info", query={"job_ids": job_id}, token=person.token))
+    assert info["step"] == "failed"
+    assert runner.register().status_code == 200
+    assert body(runner.heartbeat())["job_assigned"] is False
+
+
+def test_expired_runner_gets_403_and_its_job_goes_to_another_runner(api, runner, monkeypatch):
+    clock = Clock(monkeypatch)
+    person = make_user()
+    job_id = body(submit(api, person.token))
+    runner.audio()
+    clock.advance(61)
+    [info] = body(api.get("/api/jobs/info", query={"job_ids": job_id}, token=person.token))
+    assert info["step"] == "pending_runner" and info["runner_id"] is None  # reads as pending at once
+    _rid, token = make_runner()
+    other = RunnerClient(api, token)
+    other.register()
+    assert body(other.heartbeat())["job_assigned"] is False  # not yet released
+    assert runner.heartbeat().status_code == 403  # the dead runner's own call releases it ...
+    assert body(other.heartbeat())["job_assigned"] is True  # ... and the job moves on
+    assert runner.result(transcript=TRANSCRIPT).status_code == 403  # its late result is refused
+
+
+def test_sweeper_requeues_jobs_of_expired_runners(api, runner, monkeypatch):
+    from chalicelib import schedules
+
+    clock = Clock(monkeypatch)
+    person = make_user()
+    running = body(submit(api, person.token))
+    runner.audio()
+    aborting = body(submit(api, person.token))
+    _rid, token = make_runner()
+    second = RunnerClient(api, token)
+    second.register()
+    second.audio()
+    api.post("/api/jobs/abort", json=[aborting], token=person.token)
+    clock.advance(30)
+    _rid, token = make_runner()
+    third = RunnerClient(api, token)
+    third.register()  # idle, lease 30 s longer than the others
+    clock.advance(35)
+    result = schedules.sweep_runners()
+    assert result == {"released": 2, "assigned": 1}
+    infos = {i["id"]: i for i in body(api.get("/api/jobs/info", query={"job_ids": [running, aborting]},
+                                              token=person.token))}
+    assert infos[aborting]["step"] == "failed"  # aborting jobs finish as failed, never requeued
+    assert infos[running]["step"] == "runner_assigned" and infos[running]["runner_id"] == third.id
+    assert schedules.sweep_runners() == {"released": 0, "assigned": 0}
+
+
+def test_heartbeat_progress_events_only_on_change(api, runner):
+    person = make_user()
+    job_id = body(submit(api, person.token))
+    runner.audio()
+
+    def updates() -> int:
+        return sum(1 for e in JobEvent.query(person.user.id) if e.event == "job_updated" and e.job_id == job_id)
+
+    before = updates()
+    runner.heartbeat(10)
+    runner.heartbeat(10)
+    runner.heartbeat(20)
+    assert updates() == before + 2
+
+
+def test_retrieve_job_audio_too_large_names_the_extension(api, runner, monkeypatch):
+    submit(api, make_user().token, data=b"x" * 100)
+    monkeypatch.setattr(runner_service, "MAX_INLINE_AUDIO_BYTES", 50)
+    r = runner.audio()
+    assert r.status_code == 413 and "/api/wisp/runners/audio_url" in body(r)["detail"]
+
+
+def test_priority_decides_which_idle_runner_gets_the_job(api):
+    clients = []
+    for priority in (10, 300, 20):
+        _rid, token = make_runner()
+        client = RunnerClient(api, token)
+        client.register(priority=priority)
+        clients.append(client)
+    person = make_user()
+    submit(api, person.token)
+    assert [body(c.heartbeat())["job_assigned"] for c in clients] == [False, True, False]
+    submit(api, person.token)
+    assert [body(c.heartbeat())["job_assigned"] for c in clients] == [False, True, True]
