@@ -381,4 +381,6 @@ def text_response(body: str | bytes, *, content_type: str, status: int = 200,
     out = {"Content-Type": content_type}
     if headers:
         out.update(headers)
-    return Response(body=body, status_code=status, headers=out)
+    # every content type is binary (binary_types.py), so Chalice needs bytes for non-JSON bodies
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    return Response(body=data, status_code=status, headers=out)
