@@ -32,6 +32,7 @@ run: system-packages $(STAMP)
 # package). Both always run; any failure, or a run that collects no tests (status 5), fails.
 test: system-packages $(STAMP)
 	status=0; \
+	$(VENV)/bin/ruff check --quiet . || status=$$?; \
 	$(PY) -m pytest -q tests || status=$$?; \
 	(cd runner_image && ../$(PY) -m pytest -q) || status=$$?; \
 	exit $$status

@@ -26,11 +26,8 @@ os.environ.update(
 os.environ.pop("WISP_AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
-import pytest  # noqa: E402
-from moto import mock_aws  # noqa: E402
 
-from chalicelib import aws, devserver  # noqa: E402
-from chalicelib.settings import get_settings  # noqa: E402
+from chalicelib import devserver  # noqa: E402
 
 devserver.install()
 

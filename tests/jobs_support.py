@@ -7,12 +7,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 
 from chalicelib.services import runners as runner_service
-from chalicelib.services import tokens
-from chalicelib.store.counters import next_id
 from chalicelib.store.users import User
+from tests import factories
 
 TRANSCRIPT = {
     "as_txt": "Space, the final frontier.\n",
@@ -33,14 +31,9 @@ class Person:
 
 
 def make_user(*, verified: bool = True, admin: bool = False, email: str | None = None) -> Person:
-    user_id = next_id("user")
-    email = email or f"user{user_id}-{uuid.uuid4().hex[:6]}@example.org"
-    user = User(user_id, user_type="local", email=email, login_key=f"local#{email}", is_admin=admin,
-                is_verified=verified)
-    user.save()
-    session = tokens.issue_session(user, name="test", admin=admin)
-    api = tokens.issue_api_token(user, name="api")
-    return Person(user, session.secret, api.secret)
+    """A local user (tests/factories.make_user) with a session token and an API token."""
+    person = factories.make_user(email, verified=verified, admin=admin)
+    return Person(person.user, person.session(admin=admin), person.api_token())
 
 
 def make_runner() -> tuple[int, str]:

@@ -4,19 +4,14 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.services import tokens
-from chalicelib.store.counters import next_id
-from chalicelib.store.users import User, local_login_key
+from chalicelib.store.users import User
 from tests.factories import sent_mail
+from tests import factories
 from tests.support import body
 
 
 def new_user(email: str | None = None, *, admin: bool = False, verified: bool = True) -> User:
-    user_id = next_id("user")
-    email = email or f"user{user_id}@example.org"
-    user = User(user_id, user_type="local", email=email, login_key=local_login_key(email),
-                is_verified=verified, is_admin=admin)
-    user.save()
-    return user
+    return factories.make_user(email, admin=admin, verified=verified).user
 
 
 @pytest.fixture

@@ -393,7 +393,6 @@ def test_delete_all_of_user_removes_jobs_files_and_settings(api):
 def test_retention_deletes_old_finished_jobs(api, monkeypatch):
     from datetime import timedelta
 
-    from chalicelib import schedules
     from chalicelib.settings import get_settings
     from chalicelib.store.base import now
 

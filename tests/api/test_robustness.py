@@ -414,19 +414,14 @@ def requests_for(op: Any, ctx: Context, *, full: bool) -> list[Sent]:
 
 def make_user_token() -> str:
     """A verified local admin user with every ToS accepted, and a fresh admin session token."""
-    from chalicelib.services import tokens
     from chalicelib.settings import get_settings
-    from chalicelib.store import counters
-    from chalicelib.store.users import Login, User
+    from chalicelib.store.users import User
+    from tests.factories import make_user
 
-    user_id = counters.next_id("user")
-    email = f"fuzz{user_id}@example.com"
+    person = make_user(admin=True)
     accepted = {str(k): tos.version for k, tos in get_settings().terms_of_services.items()}
-    user = User(user_id, user_type="local", email=email, login_key=f"local#{email}", is_verified=True,
-                is_admin=True, accepted_tos=accepted)
-    user.save()
-    Login(f"local#{email}", user_id=user_id).save()
-    return tokens.issue_session(user, name="t", admin=True).secret
+    person.user.update(actions=[User.accepted_tos.set(accepted)])
+    return person.session(admin=True)
 
 
 def make_runner(client: Any, user_token: str) -> tuple[str | None, str | None]:

@@ -1,7 +1,6 @@
 """The built stack template: chalice's functions, the tables from the models, IAM, scaling, cfn-lint."""
 from __future__ import annotations
 
-import json
 import shutil
 import string
 import subprocess

@@ -8,14 +8,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from chalicelib import aws, periodic
-from chalicelib.settings import CleanupSettings, environment, get_settings
+from chalicelib import periodic
+from chalicelib.settings import CleanupSettings, get_settings
 from chalicelib.store.counters import next_id
-from chalicelib.store.jobs import Job
 from chalicelib.store.task_runs import TaskRun
 from chalicelib.store.tokens import Token
-from chalicelib.store.users import Login, User, local_login_key
-from tests.factories import sent_mail
+from chalicelib.store.users import User
+from tests import factories
 
 DAY = timedelta(days=1)
 RETENTION_DAYS = 100
@@ -39,13 +38,7 @@ def retention(monkeypatch):
 
 
 def new_user(email: str | None = None, *, provision_number: int | None = None) -> User:
-    user_id = next_id("user")
-    email = email or f"user{user_id}@example.org"
-    user = User(user_id, user_type="local", email=email, login_key=local_login_key(email), is_verified=True,
-                provision_number=provision_number)
-    user.save()
-    Login(local_login_key(email), user_id=user_id).save()
-    return user
+    return factories.make_user(email, provision_number=provision_number).user
 
 
 def new_token(user: User, *, last_usage: datetime, expires_at: datetime | None, explicit: bool = False) -> Token:
