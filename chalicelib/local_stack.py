@@ -218,10 +218,10 @@ def _record_only_writes(recorder: Any) -> None:
 def bootstrap(settings: Any) -> None:
     """What a deployment does once its stack exists: resources, then the configured accounts."""
     from . import bootstrap as boot
-    from .services import accounts
+    from . import schedules
 
     boot.ensure_all(settings)
-    accounts.provision_users()
+    schedules.provision_users()  # what infra/deploy.py invokes after a deploy
 
 
 def runner_token(opts: Options, replayed: bool) -> str:

@@ -1,9 +1,11 @@
-"""Every scheduled function of Wisp (EventBridge via Chalice), registered in one place.
+"""Wisp's Lambda functions besides the API, registered in one place.
 
 * ``sweep_runners`` (every minute): expired runners' jobs go back to the queue, pending jobs go to
   idle runners, then the queue metrics that scale the GPU fleet are published.
 * ``periodic_tasks`` (daily, 00:00 UTC): the cleanups and retention rules of spec §11
   (``chalicelib/periodic.py``).
+* ``provision_users`` (invoked by ``infra/deploy.py`` after every deploy, and by the local stack at
+  start): creates/updates the accounts of ``security.local_account.user_provisioning`` (spec §9).
 
 ``app.py`` calls ``register(app)`` once after the blueprints.
 """
@@ -18,6 +20,7 @@ log = logging.getLogger("wisp.schedules")
 
 SWEEP_NAME = "sweep_runners"
 DAILY_NAME = "periodic_tasks"
+PROVISION_NAME = "provision_users"
 
 
 def sweep_runners(event: Any = None) -> dict[str, int]:
@@ -44,9 +47,17 @@ def periodic_tasks(event: Any = None) -> dict[str, str]:
     return periodic.run_all()
 
 
+def provision_users(event: Any = None, context: Any = None) -> dict[str, list[int]]:
+    """Apply the configured account provisioning; returns the provisioned user ids."""
+    from .services import accounts
+
+    return {"provisioned": accounts.provision_users()}
+
+
 def register(app: Chalice) -> None:
     """Add Wisp's scheduled functions to ``app``."""
     app.schedule(Rate(1, unit=Rate.MINUTES), name=SWEEP_NAME,
                  description="Wisp: requeue jobs of expired runners, assign jobs, publish queue metrics")(sweep_runners)
     app.schedule(Cron(0, 0, "*", "*", "?", "*"), name=DAILY_NAME,
                  description="Wisp daily tasks: token/audio cleanup, job and user retention")(periodic_tasks)
+    app.lambda_function(name=PROVISION_NAME)(provision_users)

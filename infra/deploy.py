@@ -25,6 +25,9 @@ ENV_ADMIN_PASSWORD = "WISP_ADMIN_PASSWORD"
 ENV_ARTIFACT_BUCKET = "WISP_ARTIFACT_BUCKET"
 
 
+PROVISION_LOGICAL_ID = "ProvisionUsers"  # chalice package's logical id of schedules.PROVISION_NAME
+
+
 class DeployError(Exception):
     pass
 
@@ -57,6 +60,19 @@ def commands(build_dir: Path, *, artifact_bucket: str | None, admin_password: st
     return [package, deploy]
 
 
+def provision_commands(build_dir: Path) -> tuple[list[str], list[str]]:
+    """Look up the provisioning function of the deployed stack, then invoke it (spec §9:
+    provisioned accounts are created/updated at every start; here: at every deploy)."""
+    meta = json.loads((build_dir / "parameters.json").read_text(encoding="utf-8"))
+    region = meta["Region"]
+    lookup = ["aws", "cloudformation", "describe-stack-resource", "--region", region,
+              "--stack-name", meta["StackName"], "--logical-resource-id", PROVISION_LOGICAL_ID,
+              "--query", "StackResourceDetail.PhysicalResourceId", "--output", "text"]
+    invoke = ["aws", "lambda", "invoke", "--region", region, "--function-name", "<function>",
+              "--cli-read-timeout", "300", str(build_dir / "provision-result.json")]
+    return lookup, invoke
+
+
 def _shown(command: list[str]) -> str:
     return " ".join(shlex.quote("AdminPassword=****" if arg.startswith("AdminPassword=") else arg) for arg in command)
 
@@ -79,7 +95,18 @@ def main(argv: list[str] | None = None) -> int:
             done = subprocess.run(command)
             if done.returncode != 0:
                 return done.returncode
-    return 0
+    lookup, invoke = provision_commands(args.build_dir)
+    print(f"+ {_shown(lookup)}", flush=True)
+    if args.dry_run:
+        print(f"+ {_shown(invoke)}", flush=True)
+        return 0
+    found = subprocess.run(lookup, capture_output=True, text=True)
+    if found.returncode != 0:
+        print(found.stderr, file=sys.stderr)
+        return found.returncode
+    invoke[invoke.index("<function>")] = found.stdout.strip()
+    print(f"+ {_shown(invoke)}", flush=True)
+    return subprocess.run(invoke).returncode
 
 
 if __name__ == "__main__":

@@ -161,6 +161,15 @@ def test_deploy_dry_run_prints_package_and_deploy(built, monkeypatch):
     assert lines[1].startswith("+ aws cloudformation deploy") and "--stack-name wisp-dev" in lines[1]
     assert "MaxRunners=1" in lines[1] and "AdminPassword=****" in lines[1]
     assert "a-long-enough-secret" not in done.stdout
+    # then the provisioning function of the stack is looked up and invoked
+    assert lines[2].startswith("+ aws cloudformation describe-stack-resource") and "ProvisionUsers" in lines[2]
+    assert lines[3].startswith("+ aws lambda invoke")
+
+
+def test_deploy_invokes_a_function_the_package_defines(sam):
+    from infra.deploy import PROVISION_LOGICAL_ID
+
+    assert PROVISION_LOGICAL_ID in functions(sam)
 
 
 def test_runner_dockerfile_lints_clean():
