@@ -19,7 +19,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from .settings import get_settings
 from .store import task_runs

@@ -21,6 +21,7 @@ from chalice import Blueprint, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .. import errors
+from ..services import events
 
 log = logging.getLogger("wisp.http")
 
@@ -48,6 +49,7 @@ class Operation:
     summary: str
     description: str
     extension: bool  # a Wisp extension, not part of the Project-W API
+    lease_work: Callable[[Any], Any] | None = None  # runner+S: the change the gate's update also makes
 
     @property
     def operation_id(self) -> str:
@@ -66,6 +68,7 @@ class Call:
     query: Any = None
     body: Any = None
     set_cookie: str | None = None  # filled by the gate on session rotation
+    lease_work: Any = None  # runners.LeaseWork for the runner+S gate, from the route's ``lease_work``
     headers: dict[str, str] = field(default_factory=dict)
 
     def header(self, name: str, default: str | None = None) -> str | None:
@@ -96,6 +99,7 @@ class Router:
         errors: dict[int, str] | None = None,
         extension: bool = False,
         name: str | None = None,
+        lease_work: Callable[[Any], Any] | None = None,
     ) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
         def decorate(handler: Callable[[Call], Any]) -> Callable[[Call], Any]:
             doc = (handler.__doc__ or "").strip()
@@ -116,6 +120,7 @@ class Router:
                 summary=summary.strip(),
                 description=_dedent(description),
                 extension=extension,
+                lease_work=lease_work,
             )
             OPERATIONS.append(op)
             view = _make_view(self.blueprint, op, handler, self.precondition)
@@ -144,25 +149,28 @@ def _make_view(blueprint: Blueprint, op: Operation, handler: Callable[[Call], An
     def view(**uri_params: str) -> Response:
         call = Call(request=blueprint.current_request)
         try:
-            if precondition is not None:
-                precondition()
-            raw_json: Any = _MISSING
-            if op.body_format == "json":
-                # a syntactically broken JSON body is rejected before authentication (§1.4)
-                raw_json = _decode_json(call.request.raw_body)
-            if op.gate is not None:
-                from .. import auth
+            with events.batch():  # the job events of one request: one write per user
+                if precondition is not None:
+                    precondition()
+                raw_json: Any = _MISSING
+                if op.body_format == "json":
+                    # a syntactically broken JSON body is rejected before authentication (§1.4)
+                    raw_json = _decode_json(call.request.raw_body)
+                if op.lease_work is not None:
+                    call.lease_work = op.lease_work(None if raw_json is _MISSING else raw_json)
+                if op.gate is not None:
+                    from .. import auth
 
-                auth.check_gate(call, op.gate)
-            problems: list[dict[str, Any]] = []
-            if op.query is not None:
-                call.query = _validate_query(op.query, call.request.query_params, query_lists, problems)
-            if validates_body:
-                data = raw_json if op.body_format == "json" else _decode_form(call.request)
-                call.body = _validate_body(_adapter(op.body), data, problems)
-            if problems:
-                raise errors.ValidationFailed(problems)
-            result = handler(call, **uri_params) if uri_params else handler(call)
+                    auth.check_gate(call, op.gate)
+                problems: list[dict[str, Any]] = []
+                if op.query is not None:
+                    call.query = _validate_query(op.query, call.request.query_params, query_lists, problems)
+                if validates_body:
+                    data = raw_json if op.body_format == "json" else _decode_form(call.request)
+                    call.body = _validate_body(_adapter(op.body), data, problems)
+                if problems:
+                    raise errors.ValidationFailed(problems)
+                result = handler(call, **uri_params) if uri_params else handler(call)
         except errors.AppError as exc:
             return _with_cookie(error_response(exc), call)
         except Exception as exc:  # noqa: BLE001 - last line of defence: log, answer in our shape

@@ -38,7 +38,7 @@ def retrieve_job_info(call: Call) -> RunnerJobInfoResponse:
 
 
 @router.route("/retrieve_job_audio", "POST", gate="runner+S", query=SessionQuery, response=bytes,
-              response_media="audio/*",
+              response_media="audio/*", lease_work=runners.mark_processing,
               errors={400: "No job assigned", 405: "The assigned job was aborted by the user",
                       413: "Audio over the Lambda limit: use the audio_url extension"})
 def retrieve_job_audio(call: Call) -> Response:
@@ -63,7 +63,7 @@ def submit_job_result(call: Call) -> str:
 
 
 @router.route("/heartbeat", "POST", gate="runner+S", query=SessionQuery, body=HeartbeatRequest,
-              response=HeartbeatResponse)
+              response=HeartbeatResponse, lease_work=runners.report_progress)
 def heartbeat(call: Call) -> HeartbeatResponse:
     """Keep the runner online (60 s lease), report progress; says whether a job is assigned or aborted."""
     return runners.heartbeat(call.principal, call.body.progress)

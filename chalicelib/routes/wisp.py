@@ -85,7 +85,8 @@ def wait_for_job(call: Call) -> HeartbeatResponse:
 
 
 @router.route("/runners/audio_url", "POST", gate="runner+S", query=SessionQuery, response=UrlResponse,
-              extension=True, errors={400: "No job assigned", 405: "The assigned job was aborted by the user"})
+              extension=True, lease_work=runners.mark_processing,
+              errors={400: "No job assigned", 405: "The assigned job was aborted by the user"})
 def audio_url(call: Call) -> UrlResponse:
     """A pre-signed GET for the assigned job's audio; marks the job as being processed."""
     return UrlResponse(url=runners.audio_url(call.principal))

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..store.events import JobEvent
+from ..store.events import Snapshot
 from . import events
 
 
@@ -61,45 +61,30 @@ def stream(user_id: int, position: int | None, *, clock: Callable[[], float] = t
     reset) is treated the same way.
     """
     started = clock()
-    newest = _newest(user_id)
-    newest_seq = int(newest.seq) if newest is not None else 0
-    if position is None or position > newest_seq:
-        position = newest_seq
-    batch = _after(user_id, position) if newest_seq > position else []
-    pace = LIVE if batch or _is_recent(newest) else IDLE
+    log = events.read(user_id)
+    if position is None or position > log.newest_seq:
+        position = log.newest_seq
+    batch = events.after(log, position, BATCH_LIMIT)
+    pace = LIVE if batch or _is_recent(log) else IDLE
 
     retry_ms = pace.retry_ms
     body: list[str] = []
     while True:
         for event in batch:
-            position = int(event.seq)
-            body.append(f"id: {position}\nevent: {event.event}\ndata: {int(event.job_id)}\n\n")
+            position = event.seq
+            body.append(f"id: {position}\nevent: {event.event}\ndata: {event.job_id}\n\n")
         if len(batch) >= BATCH_LIMIT:
             retry_ms = 0  # more are waiting: come straight back for them
             break
         if pace.hold_s - (clock() - started) < POLL_INTERVAL_S:
             break
         sleep(POLL_INTERVAL_S)
-        batch = _after(user_id, position)
+        batch = events.since(user_id, position, BATCH_LIMIT)
     if not body:
         body.append(f"id: {position}\n\n")  # tells a new client its position; fires no event
     body.insert(0, f"retry: {retry_ms}\n\n")
     return "".join(body)
 
 
-def _newest(user_id: int) -> JobEvent | None:
-    for event in JobEvent.query(user_id, scan_index_forward=False, limit=1):
-        return event
-    return None
-
-
-def _after(user_id: int, position: int) -> list[JobEvent]:
-    return events.since(user_id, position, limit=BATCH_LIMIT)
-
-
-def _is_recent(event: JobEvent | None) -> bool:
-    if event is None:
-        return False
-    # rows carry their expiry, not their birth; both are set once, in events.publish
-    published = int(event.expires_at_epoch) - events.RETENTION_SECONDS
-    return time.time() - published < LIVE_WINDOW_S
+def _is_recent(log: Snapshot) -> bool:
+    return bool(log.entries) and time.time() - log.entries[-1].at < LIVE_WINDOW_S

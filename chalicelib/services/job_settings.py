@@ -8,7 +8,6 @@ from typing import Any
 from .. import errors
 from ..schemas.jobs import JobSettingsRequest, JobSettingsResponse, application_defaults, settings_from_stored
 from ..store import job_settings as store
-from ..store import jobs as jobs_store
 from ..store.base import transact_write
 from ..store.counters import next_id
 from ..store.job_settings import DEFAULT_POINTER, JobSettings

@@ -408,8 +408,7 @@ def apply_retention() -> int:
             by_user.setdefault(int(job.user_id), []).append(job)
     for user_id, jobs in by_user.items():
         _delete_jobs(user_id, jobs)
-        for job in jobs:
-            events.publish(user_id, events.JOB_DELETED, int(job.id))
+        events.publish_many(user_id, events.JOB_DELETED, [int(job.id) for job in jobs])
     deleted = sum(len(v) for v in by_user.values())
     log.info("job retention: deleted %d jobs finished more than %d days ago", deleted, days)
     return deleted

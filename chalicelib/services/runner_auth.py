@@ -4,8 +4,10 @@ no Bearer → 401; unknown runner token → 401 (both with ``WWW-Authenticate: B
 ``session_token`` → 422; runner not online → 403; session mismatch → 403.
 
 For ``runner+S`` the check is one conditional UpdateItem that also extends the runner's 60 s
-lease, so an idle heartbeat costs a single DynamoDB request. The row is read only when that
-update's condition fails, to tell the caller which check failed.
+lease, so an idle heartbeat costs a single DynamoDB request, and that carries the route's own
+change to the runner row where it declares one (``lease_work``: a heartbeat's progress, the
+"processing" mark of retrieve_job_audio), so those calls cost one request as well. The row is read
+only when the lease cannot be extended, to tell the caller which check failed.
 """
 from __future__ import annotations
 
@@ -48,9 +50,9 @@ def check(call: Any, with_session: bool) -> None:
         raise errors.ValidationFailed(
             [{"type": "missing", "loc": ["query", "session_token"], "msg": "Field required", "input": None}]
         )
-    runner = runners.refresh_lease(token_hash, tokens.hash_secret(session[:MAX_SECRET]))
-    if runner is not None:
-        call.principal = runners.RunnerPrincipal(runner)
+    principal = runners.refresh_lease(token_hash, tokens.hash_secret(session[:MAX_SECRET]), call.lease_work)
+    if principal is not None:
+        call.principal = principal
         return
     runner = store.get(token_hash)
     if runner is None:

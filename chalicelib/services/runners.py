@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
@@ -50,13 +50,55 @@ def clock() -> float:
 
 @dataclass
 class RunnerPrincipal:
-    """An authenticated runner call; ``runner`` is the row as of the gate's lease refresh."""
+    """An authenticated runner call; ``runner`` is the row as of the gate's lease refresh.
+
+    ``replaced`` holds the previous values of the attributes the gate's ``LeaseWork`` set; it is
+    empty when the gate refreshed the lease alone."""
 
     runner: Runner
+    replaced: dict[str, Any] = field(default_factory=dict)
 
     @property
     def token_hash(self) -> str:
         return str(self.runner.token_hash)
+
+
+@dataclass(frozen=True)
+class LeaseWork:
+    """A change a runner call makes to its own row, done by the conditional UpdateItem that
+    authenticates the call and extends the lease (``refresh_lease``) whenever ``condition`` holds,
+    so the usual case of the call costs one request. If it does not hold, the lease is extended
+    alone and the handler finds the row as it is (and makes or refuses the change itself)."""
+
+    sets: dict[str, Any]  # Runner attribute name -> new value
+    condition: Any
+
+
+def _not_aborted() -> Any:
+    return Runner.abort.does_not_exist() | (Runner.abort == False)  # noqa: E712
+
+
+def report_progress(body: Any) -> LeaseWork | None:
+    """Lease work of ``heartbeat``: store the reported progress of the job being processed.
+
+    Idle runners report 0; their heartbeats refresh the lease alone."""
+    from pydantic import ValidationError
+
+    from ..schemas.runners import HeartbeatRequest
+
+    try:
+        progress = HeartbeatRequest.model_validate(body if body is not None else {}).progress
+    except ValidationError:
+        return None  # the route answers 422 after the gate
+    if progress <= 0:
+        return None
+    return LeaseWork({"progress": progress},
+                     Runner.job_id.exists() & (Runner.in_process == True) & _not_aborted())  # noqa: E712
+
+
+def mark_processing(_body: Any) -> LeaseWork:
+    """Lease work of ``retrieve_job_audio`` / ``audio_url``: the held job is being processed."""
+    return LeaseWork({"in_process": True}, Runner.job_id.exists() & _not_aborted())
 
 
 def _conditional(exc: Exception) -> bool:
@@ -107,21 +149,43 @@ def invalidate_runner(runner_id: int) -> str:
 # ------------------------------------------------------------------------------------------
 
 
-def refresh_lease(token_hash: str, session_hash: str) -> Runner | None:
+def refresh_lease(token_hash: str, session_hash: str, work: LeaseWork | None = None) -> RunnerPrincipal | None:
     """Extend the lease of an online runner whose session matches; None if any check fails.
 
-    One conditional UpdateItem: this *is* the authentication of every ``runner+S`` call."""
+    One conditional UpdateItem: this *is* the authentication of every ``runner+S`` call. With
+    ``work``, that update also makes the call's change if it can (else a second one extends the
+    lease alone)."""
     moment = clock()
-    runner = Runner(token_hash)
+    authentic = (Runner.online == ONLINE) & (Runner.expires_at > moment) & (Runner.session_hash == session_hash)
+    lease = {"expires_at": moment + LEASE_SECONDS}
+    if work is not None:
+        row = _set_returning_previous(token_hash, {**lease, **work.sets}, authentic & work.condition)
+        if row is not None:
+            replaced = {name: getattr(row, name) for name in work.sets}
+            return RunnerPrincipal(_assign(row, {**lease, **work.sets}), replaced)
+    row = _set_returning_previous(token_hash, lease, authentic)
+    return None if row is None else RunnerPrincipal(_assign(row, lease))
+
+
+def _set_returning_previous(token_hash: str, values: dict[str, Any], condition: Any) -> Runner | None:
+    """One conditional UpdateItem setting ``values``; the row as it was before, None if the condition failed."""
+    from pynamodb.constants import ALL_OLD
+
     try:
-        runner.update(
-            actions=[Runner.expires_at.set(moment + LEASE_SECONDS)],
-            condition=(Runner.online == ONLINE) & (Runner.expires_at > moment) & (Runner.session_hash == session_hash),
-        )
+        data = Runner._get_connection().update_item(
+            token_hash, actions=[getattr(Runner, name).set(value) for name, value in values.items()],
+            condition=condition, return_values=ALL_OLD)
     except UpdateError as exc:
         if _conditional(exc):
             return None
         raise
+    return Runner.from_raw_data(data["Attributes"])
+
+
+def _assign(runner: Runner, values: dict[str, Any]) -> Runner:
+    """The row as the update left it: ``runner`` (as it was before) with ``values`` set."""
+    for name, value in values.items():
+        setattr(runner, name, value)
     return runner
 
 
@@ -177,20 +241,27 @@ def unregister(principal: RunnerPrincipal) -> str:
 
 
 def heartbeat(principal: RunnerPrincipal, progress: float) -> HeartbeatResponse:
-    """The lease was refreshed by the gate; report abort/assignment and store changed progress."""
+    """The lease was refreshed by the gate (storing the progress, see ``report_progress``, when it
+    could); report abort/assignment, and send ``job_updated`` when the progress changed."""
     runner = principal.runner
     if runner.job_id is not None and runner.in_process:
         if runner.abort:
             return HeartbeatResponse(abort=True, job_assigned=False)
-        if runner.progress is None or float(runner.progress) != progress:
-            try:
-                runner.update(actions=[Runner.progress.set(progress)], condition=Runner.job_id == runner.job_id)
-            except UpdateError as exc:
-                if not _conditional(exc):
-                    raise
-            else:
-                events.publish(int(runner.job_user_id), events.JOB_UPDATED, int(runner.job_id))
+        stored = "progress" in principal.replaced
+        before = principal.replaced["progress"] if stored else runner.progress
+        if (before is None or float(before) != progress) and (stored or _store_progress(runner, progress)):
+            events.publish(int(runner.job_user_id), events.JOB_UPDATED, int(runner.job_id))
     return HeartbeatResponse(abort=False, job_assigned=runner.job_id is not None)
+
+
+def _store_progress(runner: Runner, progress: float) -> bool:
+    try:
+        runner.update(actions=[Runner.progress.set(progress)], condition=Runner.job_id == runner.job_id)
+    except UpdateError as exc:
+        if not _conditional(exc):
+            raise
+        return False
+    return True
 
 
 def wait_for_job(principal: RunnerPrincipal, timeout: float, *, poll_interval: float = 0.25) -> HeartbeatResponse:
@@ -231,7 +302,8 @@ def job_info(principal: RunnerPrincipal) -> RunnerJobInfoResponse:
 
 
 def start_processing(principal: RunnerPrincipal) -> str:
-    """Mark the held job as being processed; returns the S3 key of its audio."""
+    """Mark the held job as being processed (the gate did, see ``mark_processing``, unless it could
+    not); returns the S3 key of its audio."""
     runner = principal.runner
     job_id = _held_job(runner)
     if not runner.in_process:
@@ -363,8 +435,8 @@ def submit_result(principal: RunnerPrincipal, *, error_msg: str | None, transcri
 
 
 def _after_idle(runner: Runner) -> None:
-    for field in store.job_fields():
-        setattr(runner, field.attr_name, None)
+    for attribute in store.job_fields():
+        setattr(runner, attribute.attr_name, None)
     assign_pending(idle_runner=runner)
 
 

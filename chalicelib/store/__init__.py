@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .banners import Banner
 from .counters import Counter
-from .events import JobEvent
+from .events import EventLog
 from .job_settings import JobSettings
 from .jobs import Job
 from .runners import Runner
@@ -12,5 +12,5 @@ from .task_runs import TaskRun
 from .tokens import Token
 from .users import Login, User
 
-ALL_MODELS: list[type] = [Counter, User, Login, Token, Banner, JobEvent, JobSettings, Job, Runner, TaskRun]
+ALL_MODELS: list[type] = [Counter, User, Login, Token, Banner, EventLog, JobSettings, Job, Runner, TaskRun]
 

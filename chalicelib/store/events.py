@@ -1,22 +1,97 @@
-"""Per-user job event log behind /api/jobs/events (spec §7), expiring through DynamoDB TTL.
+"""Per-user job event log behind /api/jobs/events (spec §7): one item per user.
 
-Each event has a per-user increasing sequence number (its SSE ``id:``), so a client that
-reconnects with ``Last-Event-ID`` gets every later event. Rows expire after ``RETENTION``.
+The item holds the user's recent events, oldest first, and the sequence number of the first one:
+entry ``i`` has the sequence number ``first_seq + i`` (its SSE ``id:``), so a client that
+reconnects with ``Last-Event-ID`` gets every later entry. Appending events is one UpdateItem
+(``list_append``); dropping old entries from the front is one conditional UpdateItem that moves
+``first_seq`` by as many. Each write keeps the numbering consistent on its own, so a reader needs
+one GetItem and sees a consistent log. The item is never deleted: sequence numbers must not restart.
 """
 from __future__ import annotations
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from dataclasses import dataclass
+
+from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.expressions.condition import size
 from pynamodb.models import Model
 
 from .base import TableMeta, table
 
+# entries are short strings "<epoch seconds> <code> <job id>" (a few bytes: the item's size is
+# what every append and read is billed by)
+_CODES = {"job_created": "c", "job_updated": "u", "job_deleted": "d"}
+_EVENTS = {code: event for event, code in _CODES.items()}
 
-class JobEvent(Model):
+
+class EventLog(Model):
     class Meta(TableMeta):
-        table_name = table("events")
+        table_name = table("event-log")
 
     user_id = NumberAttribute(hash_key=True)
-    seq = NumberAttribute(range_key=True)
-    event = UnicodeAttribute()  # job_created | job_updated | job_deleted
-    job_id = NumberAttribute()
-    expires_at_epoch = NumberAttribute()  # DynamoDB TTL attribute (seconds since epoch)
+    first_seq = NumberAttribute(default=1)  # sequence number of entries[0]
+    entries = ListAttribute(of=UnicodeAttribute, default=list)
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    event: str  # job_created | job_updated | job_deleted
+    job_id: int
+    at: int  # epoch seconds
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The log as one read saw it: entries with their sequence numbers, oldest first."""
+
+    first_seq: int
+    entries: list[Entry]
+
+    @property
+    def newest_seq(self) -> int:
+        """The sequence number of the newest event (0 for a user without events)."""
+        return self.first_seq + len(self.entries) - 1
+
+
+def encode(event: str, job_id: int, at: int) -> str:
+    return f"{at} {_CODES[event]} {job_id}"
+
+
+def _snapshot(log: EventLog) -> Snapshot:
+    first = int(log.first_seq or 1)
+    found = []
+    for i, raw in enumerate(log.entries or []):
+        at, code, job_id = str(raw).split(" ")
+        found.append(Entry(first + i, _EVENTS[code], int(job_id), int(at)))
+    return Snapshot(first, found)
+
+
+def append(user_id: int, encoded: list[str]) -> Snapshot:
+    """Append entries (one UpdateItem); returns the log right after, whose last entries are ours."""
+    log = EventLog(user_id)
+    log.update(actions=[EventLog.entries.set((EventLog.entries | []).append(encoded)),
+                        EventLog.first_seq.set(EventLog.first_seq | 1)])
+    return _snapshot(log)
+
+
+def drop_oldest(user_id: int, seen: Snapshot, count: int) -> None:
+    """Remove the first ``count`` entries of the log ``seen`` (one conditional UpdateItem); does
+    nothing if the log changed since (the next append tries again)."""
+    kept = [encode(e.event, e.job_id, e.at) for e in seen.entries[count:]]
+    try:
+        EventLog(user_id).update(
+            actions=[EventLog.entries.set(kept), EventLog.first_seq.set(seen.first_seq + count)],
+            condition=(EventLog.first_seq == seen.first_seq) & (size(EventLog.entries) == len(seen.entries)),
+        )
+    except UpdateError as exc:
+        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
+            raise
+
+
+def read(user_id: int) -> Snapshot:
+    """The user's log (one eventually consistent GetItem); empty with first_seq 1 if none yet."""
+    try:
+        return _snapshot(EventLog.get(user_id))
+    except DoesNotExist:
+        return Snapshot(1, [])

@@ -8,14 +8,14 @@ import pytest
 from chalicelib import aws, storage
 from chalicelib.services import jobs as job_service
 from chalicelib.settings import environment
-from chalicelib.store.events import JobEvent
+from chalicelib.services import events
 from chalicelib.store.jobs import Job
 from tests.jobs_support import TRANSCRIPT, RunnerClient, make_runner, make_user, multipart, submit  # noqa: F401
 from tests.support import body
 
 
 def _events(user_id: int) -> list[tuple[str, int]]:
-    return [(e.event, int(e.job_id)) for e in JobEvent.query(user_id)]
+    return [(e.event, e.job_id) for e in events.read(user_id).entries]
 
 
 def _objects(prefix: str = "") -> list[str]:

@@ -5,8 +5,7 @@ import pytest
 
 from chalicelib.services import runners as runner_service
 from chalicelib.store import runners as runner_store
-from chalicelib.store.events import JobEvent
-from chalicelib.services import tokens
+from chalicelib.services import events, tokens
 from tests.jobs_support import TRANSCRIPT, RUNNER_INFO, RunnerClient, make_runner, make_user, submit  # noqa: F401
 from tests.support import body
 
@@ -121,7 +120,7 @@ def test_full_job_cycle_with_email_notification(api, runner, monkeypatch):
     from chalicelib import aws
     from chalicelib.settings import environment
     assert aws.client("s3").list_objects_v2(Bucket=environment().bucket, Prefix="audio/").get("KeyCount") == 0
-    updates = [int(e.job_id) for e in JobEvent.query(person.user.id) if e.event == "job_updated"]
+    updates = [e.job_id for e in events.read(person.user.id).entries if e.event == "job_updated"]
     assert updates.count(first) >= 3  # assigned, progress, finished
 
 
@@ -225,13 +224,67 @@ def test_heartbeat_progress_events_only_on_change(api, runner):
     runner.audio()
 
     def updates() -> int:
-        return sum(1 for e in JobEvent.query(person.user.id) if e.event == "job_updated" and e.job_id == job_id)
+        return sum(1 for e in events.read(person.user.id).entries if e.event == "job_updated" and e.job_id == job_id)
 
     before = updates()
     runner.heartbeat(10)
     runner.heartbeat(10)
     runner.heartbeat(20)
     assert updates() == before + 2
+
+
+@pytest.fixture
+def dynamodb_calls():
+    """DynamoDB operations made while the test runs (recorded on PynamoDB's clients)."""
+    from chalicelib.store import ALL_MODELS
+
+    calls: list[str] = []
+    clients = {id(c): c for c in (m._get_connection().connection.client for m in ALL_MODELS)}.values()
+
+    def record(model, **_kw):
+        calls.append(model.name)
+
+    for client in clients:
+        client.meta.events.register("before-parameter-build.dynamodb.*", record)
+    yield calls
+    for client in clients:
+        client.meta.events.unregister("before-parameter-build.dynamodb.*", record)
+
+
+def test_runner_calls_change_their_row_in_the_update_that_authenticates_them(api, runner, dynamodb_calls):
+    person = make_user()
+    job_id = body(submit(api, person.token))
+    dynamodb_calls.clear()
+    assert runner.audio().status_code == 200
+    assert dynamodb_calls == ["UpdateItem"]  # lease + "in process"
+    dynamodb_calls.clear()
+    assert body(runner.heartbeat(40)) == {"abort": False, "job_assigned": True}
+    assert dynamodb_calls == ["UpdateItem", "UpdateItem"]  # lease + progress, then the job_updated event
+    dynamodb_calls.clear()
+    runner.heartbeat(40)
+    assert dynamodb_calls == ["UpdateItem"]  # unchanged progress: no event
+    [info] = body(api.get("/api/jobs/info", query={"job_ids": job_id}, token=person.token))
+    assert info["step"] == "runner_in_progress" and info["progress"] == 40.0
+
+
+def test_progress_of_an_aborted_job_is_not_stored(api, runner):
+    person = make_user()
+    job_id = body(submit(api, person.token))
+    runner.audio()
+    runner.heartbeat(30)
+    assert body(api.post("/api/jobs/abort", json=[job_id], token=person.token)) == "Success"
+    assert body(runner.heartbeat(60)) == {"abort": True, "job_assigned": False}
+    [info] = body(api.get("/api/jobs/info", query={"job_ids": job_id}, token=person.token))
+    assert info["step"] == "aborting" and info["progress"] == 30.0
+    assert runner.audio().status_code == 405  # the "in process" mark is refused, the lease still extended
+
+
+def test_progress_reported_before_the_audio_is_fetched_is_ignored(api, runner):
+    person = make_user()
+    job_id = body(submit(api, person.token))
+    assert body(runner.heartbeat(70)) == {"abort": False, "job_assigned": True}
+    [info] = body(api.get("/api/jobs/info", query={"job_ids": job_id}, token=person.token))
+    assert info["step"] == "runner_assigned" and info["progress"] == 0.0
 
 
 def test_retrieve_job_audio_too_large_names_the_extension(api, runner, monkeypatch):

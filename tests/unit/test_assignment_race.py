@@ -46,9 +46,9 @@ def test_concurrent_submits_and_runners_assign_each_job_exactly_once(atomic_moto
             session = runners.register(runners.RunnerPrincipal(row),
                                        RunnerRegisterRequest(**{**RUNNER_INFO, "priority": priority})).session_token
             while not done.is_set():
-                current = runners.refresh_lease(token_hash, tokens.hash_secret(session))
-                assert current is not None, "runner fell offline"
-                principal = runners.RunnerPrincipal(current)
+                principal = runners.refresh_lease(token_hash, tokens.hash_secret(session))
+                assert principal is not None, "runner fell offline"
+                current = principal.runner
                 if not runners.heartbeat(principal, 0.0).job_assigned:
                     time.sleep(0.25)
                     continue

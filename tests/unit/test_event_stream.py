@@ -5,7 +5,7 @@ import pytest
 
 from chalicelib.services import event_stream, events
 from chalicelib.services.event_stream import Pace
-from chalicelib.store.events import JobEvent
+from chalicelib.store.events import EventLog
 
 USER = 41
 
@@ -48,7 +48,8 @@ def test_quiet_user_is_told_to_come_back_later():
 
 
 def test_events_after_the_position_are_replayed_in_order():
-    first = events.publish(USER, events.JOB_CREATED, 10)
+    events.publish(USER, events.JOB_CREATED, 10)
+    first = events.latest_seq(USER)
     events.publish(USER, events.JOB_UPDATED, 10)
     events.publish(USER, events.JOB_DELETED, 11)
     events.publish(USER + 1, events.JOB_CREATED, 99)  # someone else's
@@ -64,10 +65,53 @@ def test_a_position_beyond_the_log_restarts_at_the_newest_event():
 
 
 def test_old_events_do_not_make_a_user_live():
-    seq = events.publish(USER, events.JOB_CREATED, 1)
-    row = JobEvent.get(USER, seq)
-    row.update(actions=[JobEvent.expires_at_epoch.set(int(row.expires_at_epoch) - event_stream.LIVE_WINDOW_S - 1)])
+    events.publish(USER, events.JOB_CREATED, 1)
+    seq = events.latest_seq(USER)
+    _age_log(USER, event_stream.LIVE_WINDOW_S + 1)
     assert lines(event_stream.stream(USER, seq), "retry") == [str(event_stream.IDLE.retry_ms)]
+
+
+def _age_log(user_id: int, seconds: int) -> None:
+    """Make every entry of the user's log ``seconds`` older."""
+    log = EventLog.get(user_id)
+    older = []
+    for raw in log.entries:
+        at, rest = raw.split(" ", 1)
+        older.append(f"{int(at) - seconds} {rest}")
+    log.update(actions=[EventLog.entries.set(older)])
+
+
+def test_events_past_retention_are_not_replayed_and_are_dropped_by_a_later_publish():
+    events.publish(USER, events.JOB_CREATED, 1)
+    events.publish(USER, events.JOB_UPDATED, 1)
+    _age_log(USER, events.RETENTION_SECONDS + 1)
+    assert events.since(USER, 0) == []  # too old to replay, though still in the item
+    assert events.latest_seq(USER) == 2  # the numbering goes on
+    _age_log(USER, events.TRIM_SLACK_SECONDS)
+    events.publish(USER, events.JOB_DELETED, 1)
+    log = events.read(USER)
+    assert [(e.seq, e.event) for e in log.entries] == [(3, "job_deleted")]  # old ones dropped, seq kept
+    assert [e.seq for e in events.since(USER, 0)] == [3]
+
+
+def test_the_log_is_bounded(monkeypatch):
+    monkeypatch.setattr(events, "MAX_ENTRIES", 8)
+    for job_id in range(20):
+        events.publish(USER, events.JOB_UPDATED, job_id)
+    log = events.read(USER)
+    assert 6 <= len(log.entries) <= 8 and log.newest_seq == 20
+    assert [e.job_id for e in log.entries] == list(range(20 - len(log.entries), 20))
+
+
+def test_a_batch_writes_each_users_events_together_in_order():
+    with events.batch():
+        events.publish(USER, events.JOB_CREATED, 1)
+        events.publish(USER + 1, events.JOB_CREATED, 2)
+        events.publish_many(USER, events.JOB_DELETED, [3, 4])
+        assert events.latest_seq(USER) == 0  # nothing written yet
+    assert [(e.seq, e.event, e.job_id) for e in events.read(USER).entries] == [
+        (1, "job_created", 1), (2, "job_deleted", 3), (3, "job_deleted", 4)]
+    assert [e.job_id for e in events.read(USER + 1).entries] == [2]
 
 
 def test_a_full_batch_asks_the_client_to_come_straight_back(monkeypatch):
@@ -117,8 +161,8 @@ DYNAMODB_READ_UNIT = 0.25e-6  # on-demand RRU (pre-Nov-2024 price; today's is ha
 DYNAMODB_WRITE_UNIT = 1.25e-6
 LOGS_PER_GB = 0.50
 # Per-response assumptions
-WARM_BILLED_S = 0.05  # auth (2 GetItem) + 1 Query, warm; billed per ms
-READ_UNITS = 1.5  # token + user GetItem, newest-event Query: 0.5 RRU each (eventually consistent)
+WARM_BILLED_S = 0.05  # auth (2 GetItem) + 1 GetItem of the event log, warm; billed per ms
+READ_UNITS = 1.5  # token, user and event-log GetItem: 0.5 RRU each (eventually consistent, ≤ 4 KB)
 LOG_BYTES = 300  # START/END/REPORT lines
 ROUND_TRIP_S = 0.1  # added to retry for one cycle
 
