@@ -390,6 +390,9 @@ class LocalRunner:
             "--name", "local-cpu",
             "--device", "cpu",
             "--preload", model,
+            # jobs with the API's default model (`large`) run on the one local model; the runner
+            # logs the alias at start and records the model used in each transcript's JSON
+            *(["--alias", f"large={model}"] if model != "large" else []),
         ]
         self.process = subprocess.Popen(
             self.command, cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL,

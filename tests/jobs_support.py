@@ -239,6 +239,9 @@ class HttpStack:
 
         _thread_local_current_request(app)
         web_port = free_port()
+        # create_local_server swaps the app's class for a local subclass and never swaps it back;
+        # restore it on exit, or a second stack in the same session builds an inheritance cycle
+        self._app, self._app_class = app, type(app)
         self._server = create_local_server(app, Config(), "127.0.0.1", web_port)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -248,6 +251,7 @@ class HttpStack:
     def __exit__(self, *exc: Any) -> None:
         self._server.server.shutdown()
         self._server.server.server_close()
+        self._app.__class__ = self._app_class
         self._moto.stop()
         for undo in reversed(self._undo):
             undo()

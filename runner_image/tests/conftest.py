@@ -32,12 +32,14 @@ def backend():
 
 @pytest.fixture
 def start_runner(tmp_path):
-    """start_runner(backend, transcriber, **config) → (runner, thread); stopped at teardown."""
+    """start_runner(backend, transcriber, token=/tokens=, **config) → (runner, thread); stopped at teardown."""
     started: list[tuple[Runner, threading.Thread]] = []
 
-    def start(backend: FakeBackend, transcriber, token: str = "good-token", **overrides):
+    def start(backend: FakeBackend, transcriber, token: str = "good-token", tokens=None, **overrides):
+        tokens = tuple(tokens or [token])
+        token = tokens[0]
         config = RunnerConfig(
-            backend_url=backend.url, token=token, token_secret_name=None, name="test-runner",
+            backend_url=backend.url, tokens=tokens, token_secret_name=None, name="test-runner",
             heartbeat_interval=overrides.pop("heartbeat_interval", 0.1),
             health_file=tmp_path / "health", **overrides,
         )

@@ -3,9 +3,18 @@
 It follows spec §3.6/§6 closely enough to exercise the runner: register (403 when online),
 unregister (re-queues the runner's job, or fails it when an abort was requested), heartbeat
 (abort / job_assigned), retrieve_job_info (400/405), retrieve_job_audio (marks in process),
-submit_job_result. Optional Wisp extensions (audio_url, result_upload, submit_uploaded_result) and
-a fake S3 endpoint can be switched on. `restart()` forgets all online runners, like a backend
-restart without Redis persistence.
+submit_job_result. The Wisp extensions live where the real backend has them
+(chalicelib/routes/wisp.py, docs/extensions.md), with the same shapes:
+
+* ``POST /api/wisp/runners/wait_for_job?session_token=…&timeout=N`` (0–25, default 20) →
+  ``{"abort", "job_assigned"}`` as soon as a job is assigned or after N s (``offer_wait_for_job``,
+  on by default, as on the real backend);
+* ``POST /api/wisp/runners/audio_url`` → ``{"url"}`` (marks the job in process), ``result_upload`` →
+  ``{"url", "fields", "key"}`` (a pre-signed POST to a fake S3 endpoint), ``submit_uploaded_result``
+  with JSON ``{"key"}`` (``offer_extensions``, off by default).
+
+Several runner tokens are known (``TOKENS``), one runner each. `restart()` forgets all online
+runners, like a backend restart without Redis persistence.
 """
 
 from __future__ import annotations
@@ -55,14 +64,21 @@ class Call:
     at: float = field(default_factory=time.monotonic)
 
 
+TOKENS = {"good-token": 1, "token-2": 2, "token-3": 3}
+WISP_RUNNERS = "/api/wisp/runners/"
+WAIT = object()  # wait_for_job: nothing to answer yet
+
+
 class FakeBackend:
-    def __init__(self, *, offer_extensions: bool = False) -> None:
+    def __init__(self, *, offer_extensions: bool = False, offer_wait_for_job: bool = True) -> None:
         self.lock = threading.RLock()
-        self.tokens = {"good-token": 1}
+        self.tokens = dict(TOKENS)
         self.online: dict[int, OnlineRunner] = {}
         self.jobs: dict[int, FakeJob] = {}
         self.calls: list[Call] = []
         self.offer_extensions = offer_extensions
+        self.offer_wait_for_job = offer_wait_for_job
+        self.closed = False
         self.uploads: dict[str, bytes] = {}
         self.fail_routes: dict[str, int] = {}  # route suffix -> number of 503s still to give
         self._next_job = 1
@@ -77,6 +93,7 @@ class FakeBackend:
         return self
 
     def close(self) -> None:
+        self.closed = True
         self.server.shutdown()
         self.server.server_close()
 
@@ -136,79 +153,119 @@ class FakeBackend:
                 if path.endswith(suffix) and count > 0:
                     self.fail_routes[suffix] = count - 1
                     return _json(503, {"detail": "temporarily unavailable"})
-            if path.startswith("/s3/"):
-                return self._s3(method, path, headers, body)
-            if not path.startswith("/api/runners/"):
-                return _json(404, {"detail": "Not Found"})
+        deadline = None
+        while True:
+            with self.lock:
+                answer = self._dispatch(method, path, query, headers, parsed, body, deadline)
+            if answer is not WAIT:
+                return answer
+            if deadline is None:
+                deadline = time.monotonic() + float(query.get("timeout", ["20"])[0])
+            time.sleep(0.01)
+
+    def _dispatch(self, method, path, query, headers, parsed, body, deadline):
+        if path.startswith("/s3/"):
+            return self._s3(method, path, headers, body)
+        if path.startswith("/api/runners/"):
             route = path[len("/api/runners/"):]
-            if route.startswith("wisp/") and not self.offer_extensions:
+        elif path.startswith(WISP_RUNNERS):
+            route = "wisp/" + path[len(WISP_RUNNERS):]
+            offered = self.offer_wait_for_job if route == "wisp/wait_for_job" else self.offer_extensions
+            if not offered:
                 return _json(404, {"detail": "Not Found"})
-            auth = headers.get("Authorization", "")
-            if not auth.startswith("Bearer "):
-                return _json(401, {"detail": "Not authenticated"})
-            runner_id = self.tokens.get(auth[7:])
-            if runner_id is None:
-                return _json(401, {"detail": "invalid runner token"})
-            if route == "register":
-                if runner_id in self.online:
-                    return _json(403, {"detail": "runner is already registered"})
-                session = secrets.token_urlsafe(32)
-                self.online[runner_id] = OnlineRunner(runner_id, session, parsed or {})
-                self._assign()
-                return _json(200, {"id": runner_id, "session_token": session})
-            if route == "unregister":
-                runner = self.online.pop(runner_id, None)
-                if runner and runner.job_id is not None:
-                    job = self.jobs[runner.job_id]
-                    if job.abort:
-                        job.state, job.error_msg = "failed", "aborted"
-                    else:
-                        job.state, job.runner_id = "pending", None
-                self._assign()
-                return _json(200, "Success")
-            token = query.get("session_token", [None])[0]
-            if token is None:
-                return _json(422, {"detail": [{"type": "missing", "loc": ["query", "session_token"]}]})
-            runner = self.online.get(runner_id)
-            if runner is None or runner.session != token:
-                return _json(403, {"detail": "runner is not online"})
-            job = self.jobs.get(runner.job_id) if runner.job_id is not None else None
-            if route == "heartbeat":
-                if job is not None and job.state == "in_process":
-                    if job.abort:
-                        return _json(200, {"abort": True, "job_assigned": False})
-                    job.progress = float((parsed or {}).get("progress", 0))
-                return _json(200, {"abort": False, "job_assigned": job is not None})
-            if route in ("retrieve_job_info", "retrieve_job_audio", "wisp/audio_url"):
-                if job is None:
-                    return _json(400, {"detail": "no job assigned"})
-                if job.abort:
-                    return _json(405, {"detail": "job was aborted"})
-                if route == "retrieve_job_info":
-                    return _json(200, {"id": job.id, "settings": job.settings})
-                job.state, job.in_process_at = "in_process", time.monotonic()
-                if route == "wisp/audio_url":
-                    return _json(200, {"url": f"{self.url}/s3/audio/{job.id}"})
-                return 200, job.content_type, job.audio
-            if route in ("submit_job_result", "wisp/submit_uploaded_result"):
-                if job is None or job.state != "in_process":
-                    return _json(400, {"detail": "runner is not processing a job"})
-                if route == "wisp/submit_uploaded_result":
-                    parsed = json.loads(self.uploads.pop(parsed["key"]))
-                if parsed.get("error_msg") is None and parsed.get("transcript") is None:
-                    return _json(422, {"detail": [{"type": "value_error", "loc": ["body"]}]})
-                if parsed.get("error_msg") is not None:
-                    job.state, job.error_msg = "failed", parsed["error_msg"]
-                else:
-                    job.state, job.transcript = "success", parsed["transcript"]
-                job.finished_at = time.monotonic()
-                runner.job_id = None
-                self._assign()
-                return _json(200, "Success")
-            if route == "wisp/result_upload":
-                key = f"results/{secrets.token_hex(4)}.json"
-                return _json(200, {"url": f"{self.url}/s3/upload", "fields": {"key": key, "policy": "x"}})
+        else:
             return _json(404, {"detail": "Not Found"})
+        auth = headers.get("Authorization", "")
+        if not auth.startswith("Bearer "):
+            return _json(401, {"detail": "Not authenticated"})
+        runner_id = self.tokens.get(auth[7:])
+        if runner_id is None:
+            return _json(401, {"detail": "invalid runner token"})
+        if route == "register":
+            if runner_id in self.online:
+                return _json(403, {"detail": "runner is already registered"})
+            session = secrets.token_urlsafe(32)
+            self.online[runner_id] = OnlineRunner(runner_id, session, parsed or {})
+            self._assign()
+            return _json(200, {"id": runner_id, "session_token": session})
+        if route == "unregister":
+            runner = self.online.pop(runner_id, None)
+            if runner and runner.job_id is not None:
+                job = self.jobs[runner.job_id]
+                if job.abort:
+                    job.state, job.error_msg = "failed", "aborted"
+                else:
+                    job.state, job.runner_id = "pending", None
+            self._assign()
+            return _json(200, "Success")
+        token = query.get("session_token", [None])[0]
+        if token is None:
+            return _json(422, {"detail": [{"type": "missing", "loc": ["query", "session_token"]}]})
+        runner = self.online.get(runner_id)
+        if runner is None or runner.session != token:
+            if deadline is not None:  # a long-poll whose runner went away meanwhile (real backend: same)
+                return _json(200, {"abort": False, "job_assigned": False})
+            return _json(403, {"detail": "runner is not online"})
+        job = self.jobs.get(runner.job_id) if runner.job_id is not None else None
+        if route == "heartbeat":
+            if job is not None and job.state == "in_process":
+                if job.abort:
+                    return _json(200, {"abort": True, "job_assigned": False})
+                job.progress = float((parsed or {}).get("progress", 0))
+            return _json(200, {"abort": False, "job_assigned": job is not None})
+        if route == "wisp/wait_for_job":
+            try:
+                timeout = float(query.get("timeout", ["20"])[0])
+            except ValueError:
+                timeout = -1
+            if not 0 <= timeout <= 25:
+                return _json(422, {"detail": [{"type": "less_than_equal", "loc": ["query", "timeout"]}]})
+            if job is not None:
+                if job.state == "in_process" and job.abort:
+                    return _json(200, {"abort": True, "job_assigned": False})
+                return _json(200, {"abort": False, "job_assigned": True})
+            if self.closed or (deadline is not None and time.monotonic() >= deadline):
+                return _json(200, {"abort": False, "job_assigned": False})
+            return WAIT
+        if route in ("retrieve_job_info", "retrieve_job_audio", "wisp/audio_url"):
+            if job is None:
+                return _json(400, {"detail": "no job assigned"})
+            if job.abort:
+                return _json(405, {"detail": "job was aborted"})
+            if route == "retrieve_job_info":
+                return _json(200, {"id": job.id, "settings": job.settings})
+            job.state, job.in_process_at = "in_process", time.monotonic()
+            if route == "wisp/audio_url":
+                return _json(200, {"url": f"{self.url}/s3/audio/{job.id}"})
+            return 200, job.content_type, job.audio
+        if route in ("submit_job_result", "wisp/submit_uploaded_result"):
+            if job is None or job.state != "in_process":
+                return _json(400, {"detail": "runner is not processing a job"})
+            if route == "wisp/submit_uploaded_result":
+                key = (parsed or {}).get("key") if isinstance(parsed, dict) else None
+                if not isinstance(key, str) or not key:
+                    return _json(422, {"detail": [{"type": "missing", "loc": ["body", "key"]}]})
+                if not key.startswith(f"results/{job.id}/") or key not in self.uploads:
+                    return _json(400, {"detail": "This key is not an upload for the job this runner is processing"})
+                parsed = json.loads(self.uploads.pop(key))
+            if parsed.get("error_msg") is None and parsed.get("transcript") is None:
+                return _json(422, {"detail": [{"type": "value_error", "loc": ["body"]}]})
+            if parsed.get("error_msg") is not None:
+                job.state, job.error_msg = "failed", parsed["error_msg"]
+            else:
+                job.state, job.transcript = "success", parsed["transcript"]
+            job.finished_at = time.monotonic()
+            runner.job_id = None
+            self._assign()
+            return _json(200, "Success")
+        if route == "wisp/result_upload":
+            if job is None or job.state != "in_process":
+                return _json(400, {"detail": "This runner is not processing a job"})
+            key = f"results/{job.id}/{secrets.token_hex(4)}.json"
+            # as boto3's generate_presigned_post: the key is also one of the form fields
+            fields = {"Content-Type": "application/json", "key": key, "policy": "x", "x-amz-signature": "y"}
+            return _json(200, {"url": f"{self.url}/s3/upload", "fields": fields, "key": key})
+        return _json(404, {"detail": "Not Found"})
 
     def _s3(self, method: str, path: str, headers: Any, body: bytes):
         if method == "GET" and path.startswith("/s3/audio/"):
@@ -219,6 +276,9 @@ class FakeBackend:
         if method == "POST" and path == "/s3/upload":
             msg = message_from_bytes(b"Content-Type: " + headers["Content-Type"].encode() + b"\r\n\r\n" + body, policy=HTTP)
             parts = {p.get_param("name", header="content-disposition"): p.get_payload(decode=True) for p in msg.iter_parts()}
+            names = [p.get_param("name", header="content-disposition") for p in msg.iter_parts()]
+            if names[-1] != "file" or parts.get("Content-Type") != b"application/json" or "policy" not in parts:
+                return 400, "text/plain", b"malformed POST upload"
             self.uploads[parts["key"].decode()] = parts["file"]
             return 204, "text/plain", b""
         return 404, "text/plain", b"no such key"

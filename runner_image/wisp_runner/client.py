@@ -77,13 +77,23 @@ class BackendClient:
         # Wisp extensions: None = not tried yet, False = backend answered 404.
         self.has_audio_url: bool | None = None
         self.has_result_upload: bool | None = None
+        self.has_wait_for_job: bool | None = None
+
+    @property
+    def token(self) -> str:
+        return self._token
+
+    def use_token(self, token: str) -> None:
+        """Switch to another runner token (multi-token start); forgets the session."""
+        self._token = token
+        self.session_token = None
+        self.runner_id = None
 
     # ------------------------------------------------------------ transport
     def _http(self) -> requests.Session:
         sess = getattr(self._local, "session", None)
         if sess is None:
             sess = requests.Session()
-            sess.headers["Authorization"] = f"Bearer {self._token}"
             sess.headers["User-Agent"] = "wisp-runner"
             self._local.session = sess
         return sess
@@ -98,16 +108,21 @@ class BackendClient:
         stream: bool = False,
         attempts: int | None = None,
         optional: bool = False,
+        extra_params: dict[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> requests.Response:
-        params = {c.SESSION_TOKEN_PARAM: self.session_token} if with_session and self.session_token else None
+        params: dict[str, Any] = {c.SESSION_TOKEN_PARAM: self.session_token} if with_session and self.session_token else {}
+        params.update(extra_params or {})
+        # The token travels per request (not on the shared session) so use_token() reaches every thread.
+        headers = {"Authorization": f"Bearer {self._token}"}
         tries = attempts or self.retry.attempts
         last: str = ""
         for attempt in range(tries):
             retry_after = None
             try:
                 resp = self._http().request(
-                    method, self.base_url + route, params=params, json=json_body,
-                    timeout=self.timeout, stream=stream, allow_redirects=False,
+                    method, self.base_url + route, params=params or None, json=json_body, headers=headers,
+                    timeout=timeout or self.timeout, stream=stream, allow_redirects=False,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 last = f"{type(exc).__name__}: {exc}"
@@ -131,7 +146,9 @@ class BackendClient:
 
     @staticmethod
     def _error(status: int, detail: str, route: str, optional: bool) -> BackendError:
-        if optional and status in (404, 405):
+        # An extension is missing on 404 (Wisp's catch-all and FastAPI both answer it for unknown
+        # paths) or on a *routing* 405; a 405 with another detail is the protocol's "job aborted".
+        if optional and (status == 404 or (status == 405 and detail == "Method Not Allowed")):
             return RouteMissingError(status, detail, route)
         if status == 401:
             return UnauthorizedError(status, detail, route)
@@ -168,6 +185,23 @@ class BackendClient:
     def heartbeat(self, progress: float) -> dict[str, Any]:
         # One try: the heartbeat thread's next tick is the retry.
         resp = self._request("POST", c.ROUTE_HEARTBEAT, json_body={"progress": round(float(progress), 2)}, attempts=1)
+        return dict(self._json(resp))
+
+    def wait_for_job(self, timeout: float) -> dict[str, Any]:
+        """Wisp long-poll: a heartbeat that returns as soon as a job is assigned (≤ `timeout` s).
+
+        Raises RouteMissingError (and remembers it) when the backend does not offer it."""
+        try:
+            resp = self._request(
+                "POST", c.ROUTE_WISP_WAIT_FOR_JOB, attempts=1, optional=True,
+                extra_params={"timeout": f"{timeout:g}"}, timeout=timeout + self.timeout,
+            )
+        except RouteMissingError:
+            if self.has_wait_for_job is not False:
+                log.info("backend has no %s; idle runners send plain heartbeats", c.ROUTE_WISP_WAIT_FOR_JOB)
+            self.has_wait_for_job = False
+            raise
+        self.has_wait_for_job = True
         return dict(self._json(resp))
 
     def retrieve_job_info(self) -> dict[str, Any]:
@@ -246,7 +280,12 @@ class BackendClient:
     def _submit_uploaded(self, payload: bytes) -> None:
         target = self._json(self._request("POST", c.ROUTE_WISP_RESULT_UPLOAD, optional=True))
         self.has_result_upload = True
-        url, fields = str(target["url"]), dict(target.get("fields") or {})
+        # Wisp answers {"url", "fields", "key"}; S3 needs every field (key included) before the file.
+        url, fields = str(target["url"]), {str(k): str(v) for k, v in (target.get("fields") or {}).items()}
+        key = str(target.get("key") or fields.get("key") or "")
+        if not key:
+            raise BackendError(200, "result_upload answered without a key", c.ROUTE_WISP_RESULT_UPLOAD)
+        fields.setdefault("key", key)
         last = ""
         for attempt in range(self.retry.attempts):
             try:
@@ -259,23 +298,42 @@ class BackendClient:
                 last = str(exc)
             if attempt + 1 == self.retry.attempts or self._stop.wait(self.retry.delay(attempt)):
                 raise TransientBackendError(0, f"result upload failed: {last}", "presigned result upload")
-        self._request("POST", c.ROUTE_WISP_SUBMIT_UPLOADED, json_body={"key": fields.get("key")})
+        self._request("POST", c.ROUTE_WISP_SUBMIT_UPLOADED, json_body={"key": key})
 
 
-def fetch_token_from_secret(secret_name: str, *, client_factory: Callable[[], Any] | None = None) -> str:
-    """Read the runner token from AWS Secrets Manager (plain string or JSON {"token": ...})."""
+def parse_token_secret(value: str, secret_name: str = "secret") -> list[str]:
+    """Tokens in a secret string: JSON {"tokens": [...]}, JSON {"token": ...}, a JSON list, or a plain token."""
+    value = value.strip()
+    if value.startswith(("{", "[")):
+        data = json.loads(value)
+        if isinstance(data, dict):
+            for key in ("tokens", "token", "runner_token", "RUNNER_TOKEN"):
+                if key in data:
+                    data = data[key]
+                    break
+            else:
+                raise ValueError(f"{secret_name} is JSON without a 'tokens' or 'token' key")
+        items = data if isinstance(data, list) else [data]
+        tokens = [str(t).strip() for t in items if str(t).strip()]
+    else:
+        tokens = [value] if value else []
+    if not tokens:
+        raise ValueError(f"{secret_name} holds no runner token")
+    return list(dict.fromkeys(tokens))  # de-duplicated, order kept
+
+
+def fetch_tokens_from_secret(secret_name: str, *, client_factory: Callable[[], Any] | None = None) -> list[str]:
+    """Read runner tokens from AWS Secrets Manager (see parse_token_secret for the accepted shapes)."""
     if client_factory is None:
         import boto3  # lazy: only runners configured with a secret need boto3 at all
 
         def client_factory() -> Any:
             return boto3.client("secretsmanager")
 
-    value = client_factory().get_secret_value(SecretId=secret_name)["SecretString"].strip()
-    if value.startswith("{"):
-        data = json.loads(value)
-        for key in ("token", "runner_token", "RUNNER_TOKEN"):
-            if key in data:
-                return str(data[key])
-        raise ValueError(f"secret {secret_name} is JSON without a 'token' key")
-    return value
+    value = client_factory().get_secret_value(SecretId=secret_name)["SecretString"]
+    return parse_token_secret(value, f"secret {secret_name}")
 
+
+def fetch_token_from_secret(secret_name: str, *, client_factory: Callable[[], Any] | None = None) -> str:
+    """The first token of the secret (kept for callers that handle a single token)."""
+    return fetch_tokens_from_secret(secret_name, client_factory=client_factory)[0]

@@ -19,6 +19,12 @@ ROUTE_SUBMIT_RESULT = f"{RUNNERS_PREFIX}/submit_job_result"
 ROUTE_WISP_AUDIO_URL = "/api/wisp/runners/audio_url"
 ROUTE_WISP_RESULT_UPLOAD = "/api/wisp/runners/result_upload"
 ROUTE_WISP_SUBMIT_UPLOADED = "/api/wisp/runners/submit_uploaded_result"
+ROUTE_WISP_WAIT_FOR_JOB = "/api/wisp/runners/wait_for_job"
+
+# Long-poll (wait_for_job) hold time asked of the backend while idle; the backend caps it at 25 s
+# (API Gateway ends requests after 29 s).
+DEFAULT_LONG_POLL = 20.0
+MAX_LONG_POLL = 25.0
 
 SESSION_TOKEN_PARAM = "session_token"
 ABORT_MESSAGE = "job was aborted"

@@ -2,8 +2,10 @@
 
 Threads:
 * main thread: registration, job handling, shutdown;
-* heartbeat thread: POST heartbeat every `heartbeat_interval` s with the job's progress; it sets
-  events (job available, abort, lost) that the main thread acts on;
+* heartbeat thread: POST heartbeat every `heartbeat_interval` s with the job's progress; while
+  idle it holds a Wisp `wait_for_job` long-poll instead, when the backend offers it, so a new job
+  is seen within a fraction of a second; it sets events (job available, abort, lost) that the main
+  thread acts on;
 * job worker thread: runs the Transcriber, so that an abort or a shutdown is answered within a
   fraction of a second while the transcriber stops at its next cooperative check.
 """
@@ -28,6 +30,7 @@ from .errors import (
     JobFailed,
     NoJobError,
     NotOnlineError,
+    RouteMissingError,
     TransientBackendError,
     UnauthorizedError,
     UnsupportedSettingsError,
@@ -40,15 +43,20 @@ from .settings import RunnerConfig
 log = logging.getLogger(__name__)
 
 POLL = 0.05  # seconds; how often the main thread looks at its events
+LONG_POLL_SPACING = 1.0  # s; long-polls answered early without a job are not repeated faster than this
 CANCEL_ABORT, CANCEL_LOST, CANCEL_SHUTDOWN = "aborted", "lost", "shutdown"
 
 
 class Runner:
     def __init__(
         self, *, client: BackendClient, transcriber: Transcriber, config: RunnerConfig,
-        stop: threading.Event | None = None,
+        stop: threading.Event | None = None, tokens: list[str] | tuple[str, ...] | None = None,
     ) -> None:
         self.client = client
+        # Tokens to try at registration, in order (several: one secret shared by N scaled tasks).
+        self.tokens = list(dict.fromkeys(tokens or config.tokens or (client.token,)))
+        if client.token not in self.tokens:
+            client.use_token(self.tokens[0])
         self.transcriber = transcriber
         self.config = config
         self.stop = stop or threading.Event()  # set by signal handlers: shut down gracefully
@@ -56,6 +64,8 @@ class Runner:
         self._need_register = threading.Event()
         self._registered = threading.Event()
         self._hb_stop = threading.Event()
+        self._busy = threading.Event()  # the main thread is handling a job
+        self._long_polling = False  # the heartbeat thread is inside a wait_for_job call
         self._control: JobControl | None = None
         self._last_ok = time.monotonic()
         self.jobs_done = 0
@@ -73,49 +83,85 @@ class Runner:
                 if self._need_register.is_set():
                     self._reregister()
                 elif self._job_available.wait(POLL):
+                    self._busy.set()
                     self._job_available.clear()
-                    if not self.stop.is_set():
-                        self._process_job()
+                    try:
+                        if not self.stop.is_set():
+                            self._process_job()
+                    finally:
+                        self._busy.clear()
         except FatalRunnerError as exc:
             log.error("fatal: %s", exc)
             exit_code = 2
         finally:
             self._hb_stop.set()
             if heartbeat.is_alive():
-                heartbeat.join(timeout=5)
+                # A long-poll in flight is not waited for: unregistering ends it on the backend.
+                heartbeat.join(timeout=0.2 if self._long_polling else 5)
             if self._registered.is_set():
                 self._unregister_quietly()
         log.info("runner stopped (%d jobs handled)", self.jobs_done)
         return exit_code
 
     def _register(self) -> bool:
-        """Register, retrying transient failures; on 403 (already online) unregister once first."""
+        """Register, retrying transient failures. Returns False if stopped first.
+
+        One token (stock behaviour): on 403 (still online from an earlier life) unregister once and
+        register again. Several tokens: a 403 means another task holds that token, so the next one
+        is tried *without* unregistering (that would release the other task's job); when every
+        token is taken, wait and go round again (a crashed holder's lease ends after 60 s).
+        """
         cfg, unregistered, attempt = self.config, False, 0
+        single = len(self.tokens) == 1
+        rejected: set[str] = set()  # tokens the backend does not know (401)
         while not self.stop.is_set():
-            try:
-                runner_id = self.client.register(
-                    name=cfg.name, version=cfg.version, git_hash=cfg.git_hash,
-                    source_code_url=SOURCE_CODE_URL, priority=cfg.priority,
-                )
-            except UnauthorizedError as exc:
-                raise FatalRunnerError(f"the backend rejected the runner token: {exc.detail}") from exc
-            except NotOnlineError:
-                if not unregistered:  # still online from an earlier life: release and retry at once
-                    log.warning("runner is already registered; unregistering once and retrying")
-                    unregistered = True
-                    self._unregister_quietly()
+            retry_now, transient = False, False
+            current = self.client.token
+            order = [current] + [t for t in self.tokens if t != current]
+            for token in order:
+                if token in rejected or self.stop.is_set():
                     continue
-                log.warning("register still answers 403; retrying")
-            except TransientBackendError as exc:
-                log.warning("register failed: %s", exc)
-            except BackendError as exc:
-                raise FatalRunnerError(f"registration refused: {exc}") from exc
-            else:
-                log.info("registered as runner %s (%s)", runner_id, cfg.name)
-                self._last_ok = time.monotonic()
-                self._registered.set()
-                self._job_available.set()  # register makes an assignment attempt: look at once
-                return True
+                label = f"token {self.tokens.index(token) + 1} of {len(self.tokens)}"
+                if token != self.client.token:
+                    self.client.use_token(token)
+                try:
+                    runner_id = self.client.register(
+                        name=cfg.name, version=cfg.version, git_hash=cfg.git_hash,
+                        source_code_url=SOURCE_CODE_URL, priority=cfg.priority,
+                    )
+                except UnauthorizedError as exc:
+                    rejected.add(token)
+                    if len(rejected) == len(self.tokens):
+                        what = "the runner token" if single else "every runner token"
+                        raise FatalRunnerError(f"the backend rejected {what}: {exc.detail}") from exc
+                    log.error("%s was rejected by the backend (%s); skipping it", label, exc.detail)
+                except NotOnlineError:
+                    if single:
+                        if not unregistered:  # still online from an earlier life: release and retry at once
+                            log.warning("runner is already registered; unregistering once and retrying")
+                            unregistered = True
+                            self._unregister_quietly()
+                            retry_now = True
+                        else:
+                            log.warning("register still answers 403; retrying")
+                    else:
+                        log.info("%s is in use by another runner; trying the next token", label)
+                except TransientBackendError as exc:
+                    log.warning("register failed: %s", exc)
+                    transient = True
+                    break
+                except BackendError as exc:
+                    raise FatalRunnerError(f"registration refused: {exc}") from exc
+                else:
+                    log.info("registered as runner %s (%s)%s", runner_id, cfg.name, "" if single else f" with {label}")
+                    self._last_ok = time.monotonic()
+                    self._registered.set()
+                    self._job_available.set()  # register makes an assignment attempt: look at once
+                    return True
+            if retry_now:
+                continue
+            if not single and not transient:
+                log.warning("all %d runner tokens are in use by other runners; retrying", len(self.tokens))
             attempt += 1
             self.stop.wait(min(30.0, 1.0 * 2 ** min(attempt, 5)))
         return False
@@ -151,27 +197,79 @@ class Runner:
 
     # ------------------------------------------------------------ heartbeats
     def _heartbeat_loop(self) -> None:
+        """Busy (or no long-poll): a heartbeat every `heartbeat_interval` s. Idle with the
+        wait_for_job extension: one long-poll after the other (each one is a heartbeat too)."""
         interval = self.config.heartbeat_interval
-        next_at = time.monotonic()
-        while not self._hb_stop.wait(max(0.0, next_at - time.monotonic())):
-            next_at = time.monotonic() + interval
-            if self._registered.is_set():
-                self._heartbeat_once()
+        next_beat = next_poll = time.monotonic()
+        while not self._hb_stop.is_set():
+            now = time.monotonic()
+            if self._registered.is_set() and self._can_long_poll() and now >= next_poll:
+                outcome = self._long_poll_once()
+                # "idle"/"assigned": poll again at once (never faster than LONG_POLL_SPACING);
+                # "failed": back off like a failed heartbeat
+                next_poll = now + (LONG_POLL_SPACING if outcome in ("idle", "assigned") else interval)
+                next_beat = time.monotonic() + interval
+                continue
+            if now >= next_beat:
+                next_beat = now + interval
+                if self._registered.is_set():
+                    self._heartbeat_once()
+                continue
+            self._hb_stop.wait(min(POLL, next_beat - now))
+
+    def _idle(self) -> bool:
+        return self._control is None and not self._busy.is_set() and not self._job_available.is_set()
+
+    def _can_long_poll(self) -> bool:
+        return self.config.long_poll > 0 and self.client.has_wait_for_job is not False and self._idle()
+
+    def _long_poll_once(self) -> str:
+        """One wait_for_job call; returns "idle", "assigned", "failed" or "missing"."""
+        session = self.client.session_token
+        self._long_polling = True
+        try:
+            answer = self.client.wait_for_job(self.config.long_poll)
+        except RouteMissingError:
+            self._heartbeat_once()  # this tick's heartbeat still has to happen
+            return "missing"
+        except (NotOnlineError, UnauthorizedError) as exc:
+            self._lost_if_current(session, str(exc))
+            return "failed"
+        except (TransientBackendError, BackendError) as exc:
+            self._heartbeat_failed(exc)
+            return "failed"
+        finally:
+            self._long_polling = False
+        self._heartbeat_ok(answer, self._control)
+        return "assigned" if answer.get("job_assigned") else "idle"
 
     def _heartbeat_once(self) -> None:
         control = self._control
         progress = control.progress if control is not None else 0.0
+        session = self.client.session_token
         try:
             answer = self.client.heartbeat(progress)
         except (NotOnlineError, UnauthorizedError) as exc:
-            self._mark_lost(str(exc))
+            self._lost_if_current(session, str(exc))
             return
         except (TransientBackendError, BackendError) as exc:
-            silent_for = time.monotonic() - self._last_ok
-            log.warning("heartbeat failed (%s); no answer for %.0f s", exc, silent_for)
-            if silent_for > self.config.outage_limit:
-                self._mark_lost(f"no heartbeat accepted for {silent_for:.0f} s")
+            self._heartbeat_failed(exc)
             return
+        self._heartbeat_ok(answer, control)
+
+    def _lost_if_current(self, session: str | None, reason: str) -> None:
+        # A refusal for a session the main thread has already replaced (re-registration in flight)
+        # says nothing about the new one.
+        if session is not None and session == self.client.session_token:
+            self._mark_lost(reason)
+
+    def _heartbeat_failed(self, exc: Exception) -> None:
+        silent_for = time.monotonic() - self._last_ok
+        log.warning("heartbeat failed (%s); no answer for %.0f s", exc, silent_for)
+        if silent_for > self.config.outage_limit:
+            self._mark_lost(f"no heartbeat accepted for {silent_for:.0f} s")
+
+    def _heartbeat_ok(self, answer: dict[str, Any], control: JobControl | None) -> None:
         self._last_ok = time.monotonic()
         self._touch_health_file()
         if answer.get("abort") and control is not None and not control.cancelled:

@@ -9,6 +9,12 @@ default, which knows two pip-installable model packages:
   and ``model.bin.part1``, part 2 holds ``model.bin.part2``; ``model.bin`` is the byte
   concatenation part1+part2, assembled once into the cache directory on first use.
 A registry entry may also be such a split model: ``{"parts": [p1, p2], "files_dir": dir}``.
+
+**Aliases.** An entry ``{"alias_of": "tiny.en"}`` (or the runner flag ``--alias large=tiny.en``)
+makes jobs that ask for one model name run on another registry model. This exists for small local
+setups (the spec's default job model is ``large``); it is never silent: the runner logs a warning
+for every alias at start, and the transcript's ``as_json`` carries ``"model": "tiny.en (serving
+'large')"``. Aliases point at real entries (no chains).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ class ModelEntry:
     path: Path | None = None  # a ready model directory
     parts: tuple[Path, ...] = ()  # model.bin split into parts (concatenated in order)
     files_dir: Path | None = None  # where the split model's config/tokenizer files are
+    alias_of: str | None = None  # another registry model serves this name
 
 
 def _package_dir(module: str) -> Path | None:
@@ -65,11 +72,13 @@ def _entry_from_config(name: str, value: Any, base: Path) -> ModelEntry:
 
     if isinstance(value, str):
         return ModelEntry(name, path=rel(value))
+    if isinstance(value, dict) and "alias_of" in value:
+        return ModelEntry(name, alias_of=str(value["alias_of"]).strip())
     if isinstance(value, dict) and "path" in value:
         return ModelEntry(name, path=rel(value["path"]))
     if isinstance(value, dict) and "parts" in value and "files_dir" in value:
         return ModelEntry(name, parts=tuple(rel(p) for p in value["parts"]), files_dir=rel(value["files_dir"]))
-    raise FatalRunnerError(f"model registry: entry '{name}' must be a path or {{parts, files_dir}}")
+    raise FatalRunnerError(f"model registry: entry '{name}' must be a path, {{parts, files_dir}} or {{alias_of}}")
 
 
 def load_registry_file(path: Path) -> dict[str, ModelEntry]:
@@ -92,9 +101,35 @@ def load_registry_file(path: Path) -> dict[str, ModelEntry]:
 
 class ModelRegistry:
     def __init__(self, entries: dict[str, ModelEntry], cache_dir: Path) -> None:
-        self._entries = dict(entries)
+        self._entries = {k: v for k, v in entries.items() if v.alias_of is None}
+        self._aliases: dict[str, str] = {}
         self._cache_dir = cache_dir
         self._lock = threading.Lock()
+        self.add_aliases({k: str(v.alias_of) for k, v in entries.items() if v.alias_of is not None})
+
+    def add_aliases(self, aliases: dict[str, str]) -> None:
+        """name → target registry model; a later alias for the same name replaces the earlier one."""
+        for name, target in aliases.items():
+            if target not in self._entries:
+                known = ", ".join(sorted(self._entries)) or "none"
+                raise FatalRunnerError(f"model alias {name}={target}: no model '{target}' in the registry "
+                                       f"(models: {known}; aliases cannot point at aliases)")
+            if name in self._entries:
+                log.warning("model alias %s=%s hides the registry model '%s'", name, target, name)
+                del self._entries[name]
+            self._aliases[name] = target
+
+    def aliases(self) -> dict[str, str]:
+        return dict(sorted(self._aliases.items()))
+
+    def target(self, name: str) -> str:
+        """The registry model that serves `name` (itself unless it is an alias)."""
+        return self._aliases.get(name, name)
+
+    def describe(self, name: str) -> str:
+        """What as_json records: the model actually used, and the alias it served."""
+        target = self.target(name)
+        return target if target == name else f"{target} (serving '{name}')"
 
     @classmethod
     def from_config(cls, registry_file: Path | None, cache_dir: Path) -> "ModelRegistry":
@@ -102,14 +137,14 @@ class ModelRegistry:
         return cls(entries, cache_dir)
 
     def names(self) -> list[str]:
-        return sorted(self._entries)
+        return sorted([*self._entries, *self._aliases])
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._entries or name in self._aliases
 
     def resolve(self, name: str) -> Path:
         """Directory usable by faster_whisper.WhisperModel (assembling split models if needed)."""
-        entry = self._entries[name]
+        entry = self._entries[self.target(name)]
         if entry.path is not None:
             if not (entry.path / "model.bin").is_file():
                 raise FileNotFoundError(f"model '{name}': no model.bin in {entry.path}")

@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
-from .constants import DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_INLINE_RESULT_LIMIT, ENV_PREFIX
+from .constants import (
+    DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_INLINE_RESULT_LIMIT,
+    DEFAULT_LONG_POLL,
+    ENV_PREFIX,
+    MAX_LONG_POLL,
+)
 from .errors import FatalRunnerError
 
 DEFAULT_HEALTH_FILE = "/tmp/wisp_runner_health"
@@ -20,8 +26,8 @@ DEFAULT_REGISTRY_FILE = Path("/models/registry.yaml")
 @dataclass(frozen=True)
 class RunnerConfig:
     backend_url: str  # base URL of the backend; the runner calls <url>/api/runners/*
-    token: str | None  # runner token (Bearer); or ...
-    token_secret_name: str | None  # ... the Secrets Manager secret that holds it
+    tokens: tuple[str, ...]  # runner tokens (Bearer), tried in order at registration; or ...
+    token_secret_name: str | None  # ... the Secrets Manager secret that holds them
     name: str  # shown to admins; ≤ 40 characters
     priority: int = 100  # > 0; higher-priority idle runners get jobs first
     model_registry: Path | None = None  # YAML/JSON model name → dir; None = built-in packages
@@ -31,11 +37,13 @@ class RunnerConfig:
     batch_size: int = 8  # clips decoded together; 1 = sequential decoding
     cpu_threads: int = 0  # CTranslate2 intra-op threads; 0 = library default
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL  # seconds between heartbeats
+    long_poll: float = DEFAULT_LONG_POLL  # idle: wait_for_job hold time (s); 0 = plain heartbeats only
     outage_limit: float = 50.0  # heartbeats failing this long → the job is given up, re-register
     request_timeout: float = 30.0  # seconds per HTTP request
     inline_result_limit: int = DEFAULT_INLINE_RESULT_LIMIT  # bigger results use the upload extension
     dummy: bool = False  # fake transcriber (no model) for CI and end-to-end tests
     preload: tuple[str, ...] = ()  # models to load before registering
+    aliases: tuple[tuple[str, str], ...] = ()  # (job model name, registry model serving it)
     health_file: Path | None = Path(DEFAULT_HEALTH_FILE)  # touched after each good heartbeat
     git_hash: str = "unknown"  # reported at registration (≤ 40 chars)
     version: str = __version__
@@ -58,9 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         f"the environment variable {ENV_PREFIX}<FLAG_NAME_UPPERCASE>.",
     )
     p.add_argument("--backend-url", default=_env("BACKEND_URL"), help="backend base URL [WISP_RUNNER_BACKEND_URL]")
-    p.add_argument("--token", default=_env("TOKEN"), help="runner token [WISP_RUNNER_TOKEN]")
+    p.add_argument("--token", action="append", default=None,
+                   help="runner token; repeat it to give several (the first one free is used) "
+                   "[WISP_RUNNER_TOKENS=t1,t2 or WISP_RUNNER_TOKEN]")
     p.add_argument("--token-secret-name", default=_env("TOKEN_SECRET_NAME"),
-                   help="AWS Secrets Manager secret holding the runner token [WISP_RUNNER_TOKEN_SECRET_NAME]")
+                   help="AWS Secrets Manager secret holding the runner token(s): a plain token or JSON "
+                   '{"tokens": [...]} [WISP_RUNNER_TOKEN_SECRET_NAME]')
     p.add_argument("--name", default=_env("NAME", socket.gethostname()), help="runner name, ≤ 40 chars")
     p.add_argument("--priority", type=int, default=int(_env("PRIORITY", "100") or 100))
     p.add_argument("--model-registry", type=Path, default=_env("MODEL_REGISTRY"),
@@ -73,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpu-threads", type=int, default=int(_env("CPU_THREADS", "0") or 0))
     p.add_argument("--heartbeat-interval", type=float,
                    default=float(_env("HEARTBEAT_INTERVAL", str(DEFAULT_HEARTBEAT_INTERVAL)) or 10))
+    p.add_argument("--long-poll", type=float, default=float(_env("LONG_POLL", str(DEFAULT_LONG_POLL)) or 0),
+                   help="while idle, hold a wait_for_job long-poll this many seconds (0..25) instead of "
+                   "sleeping between heartbeats, when the backend offers it; 0 disables [WISP_RUNNER_LONG_POLL]")
     p.add_argument("--outage-limit", type=float, default=float(_env("OUTAGE_LIMIT", "50") or 50))
     p.add_argument("--request-timeout", type=float, default=float(_env("REQUEST_TIMEOUT", "30") or 30))
     p.add_argument("--inline-result-limit", type=int,
@@ -80,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dummy", action="store_true", default=_bool_env("DUMMY"),
                    help="use the fake transcriber (no model, for tests) [WISP_RUNNER_DUMMY=1]")
     p.add_argument("--preload", default=_env("PRELOAD", ""), help="comma-separated models to load at start")
+    p.add_argument("--alias", action="append", default=None, metavar="NAME=MODEL",
+                   help="serve jobs asking for model NAME with registry model MODEL (logged at start and "
+                   "recorded in the transcript); repeatable [WISP_RUNNER_ALIASES=large=tiny.en,turbo=tiny.en]")
     p.add_argument("--health-file", default=_env("HEALTH_FILE", DEFAULT_HEALTH_FILE),
                    help="file touched after every good heartbeat ('' disables)")
     p.add_argument("--git-hash", default=_env("GIT_HASH", "unknown"))
@@ -89,14 +106,43 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _split(raw: str | None) -> list[str]:
+    return [item.strip() for item in (raw or "").split(",") if item.strip()]
+
+
+def tokens_from_args(args: argparse.Namespace) -> tuple[str, ...]:
+    """--token (repeatable) wins; else WISP_RUNNER_TOKENS (comma-separated); else WISP_RUNNER_TOKEN."""
+    if args.token:
+        raw = [t.strip() for t in args.token if t and t.strip()]
+    else:
+        single = (_env("TOKEN") or "").strip()
+        raw = _split(_env("TOKENS")) or ([single] if single else [])
+    return tuple(dict.fromkeys(raw))
+
+
+def parse_aliases(items: list[str]) -> tuple[tuple[str, str], ...]:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, target = item.partition("=")
+        name, target = name.strip(), target.strip()
+        if not sep or not name or not target:
+            raise FatalRunnerError(f"--alias must look like NAME=MODEL (e.g. large=tiny.en), got '{item}'")
+        if name == target:
+            raise FatalRunnerError(f"--alias {item}: a model cannot be an alias of itself")
+        out[name] = target
+    return tuple(out.items())
+
+
 def config_from_args(args: argparse.Namespace) -> RunnerConfig:
     """Validate parsed flags into a RunnerConfig; raises FatalRunnerError with a readable message."""
     if not args.backend_url:
         raise FatalRunnerError("--backend-url (or WISP_RUNNER_BACKEND_URL) is required")
     if not args.backend_url.startswith(("http://", "https://")):
         raise FatalRunnerError("--backend-url must start with http:// or https://")
-    if not args.token and not args.token_secret_name:
-        raise FatalRunnerError("--token or --token-secret-name (WISP_RUNNER_TOKEN / _TOKEN_SECRET_NAME) is required")
+    tokens = tokens_from_args(args)
+    if not tokens and not args.token_secret_name:
+        raise FatalRunnerError(
+            "--token or --token-secret-name (WISP_RUNNER_TOKEN / _TOKENS / _TOKEN_SECRET_NAME) is required")
     name = (args.name or "").strip()
     if not name or len(name) > 40:
         raise FatalRunnerError("--name must be 1..40 characters")
@@ -108,9 +154,12 @@ def config_from_args(args: argparse.Namespace) -> RunnerConfig:
         raise FatalRunnerError("--heartbeat-interval must be ≥ 0.05 s")
     if args.heartbeat_interval >= 60:
         raise FatalRunnerError("--heartbeat-interval must be < 60 s (the backend forgets runners after 60 s)")
+    if not 0 <= args.long_poll <= MAX_LONG_POLL:
+        raise FatalRunnerError(f"--long-poll must be between 0 and {MAX_LONG_POLL:g} s")
+    aliases = parse_aliases(args.alias if args.alias else _split(_env("ALIASES")))
     return RunnerConfig(
         backend_url=args.backend_url.rstrip("/"),
-        token=args.token,
+        tokens=tokens,
         token_secret_name=args.token_secret_name,
         name=name,
         priority=args.priority,
@@ -124,11 +173,13 @@ def config_from_args(args: argparse.Namespace) -> RunnerConfig:
         batch_size=args.batch_size,
         cpu_threads=args.cpu_threads,
         heartbeat_interval=args.heartbeat_interval,
+        long_poll=float(args.long_poll),
         outage_limit=max(args.outage_limit, args.heartbeat_interval * 2),
         request_timeout=args.request_timeout,
         inline_result_limit=args.inline_result_limit,
         dummy=bool(args.dummy),
-        preload=tuple(m.strip() for m in (args.preload or "").split(",") if m.strip()),
+        preload=tuple(_split(args.preload)),
+        aliases=aliases,
         health_file=Path(args.health_file) if args.health_file else None,
         git_hash=str(args.git_hash)[:40],
         log_level=str(args.log_level).upper(),
