@@ -11,10 +11,12 @@ the goals, and what long-polling costs per idle runner-hour.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import threading
 import time
+from pathlib import Path
 
 import _env  # noqa: F401
 
@@ -25,7 +27,8 @@ from tests.jobs_support import TRANSCRIPT, HttpRunner, HttpStack, make_runner, m
 GOAL_P50, GOAL_P95 = 1.0, 2.0
 WAIT_TIMEOUT = 20.0
 POLL_INTERVAL = 0.25
-LAMBDA_MEMORY_GB = 0.5  # assumed memory size of the API function
+LAMBDA_MEMORY_GB = json.loads((Path(__file__).resolve().parent.parent / ".chalice" / "config.json")
+                              .read_text())["lambda_memory_size"] / 1024  # the API function's memory
 PRICE_GB_SECOND = 0.0000166667  # Lambda x86, USD
 PRICE_LAMBDA_REQUEST = 0.20 / 1e6
 PRICE_APIGW_REQUEST = 3.50 / 1e6  # REST API
