@@ -3,6 +3,7 @@
 Usage (from the repository root; needs espeak-ng and the runner's model packages):
 
     PYTHONPATH=runner_image .venv/bin/python bench/runner_rtf.py [--model tiny.en] [--minutes 2.5]
+        [--device cuda --registry models.yaml --model large-v3]
 
 It synthesises ≥ 2 minutes of numbered English sentences with espeak-ng, then runs each pipeline
 in its own subprocess (so peak memory from resource.getrusage is per pipeline) and prints a table:
@@ -91,7 +92,8 @@ def synthesise(minutes: float, workdir: Path) -> tuple[Path, str, float]:
         sentences = int(sentences * minutes * 60 / duration) + 2
 
 
-def run_single(mode: str, wav: str, model_name: str, threads: int) -> dict:
+def run_single(mode: str, wav: str, model_name: str, threads: int, *, device: str = "cpu",
+               registry_file: str | None = None) -> dict:
     """One pipeline, measured in this (fresh) process."""
     from faster_whisper import WhisperModel, decode_audio
 
@@ -100,10 +102,12 @@ def run_single(mode: str, wav: str, model_name: str, threads: int) -> dict:
     from wisp_runner.registry import ModelRegistry
     from wisp_runner.transcribe import WhisperTranscriber
 
-    registry = ModelRegistry.from_config(None, Path(tempfile.gettempdir()) / "wisp-bench-models")
+    registry = ModelRegistry.from_config(Path(registry_file) if registry_file else None,
+                                         Path(tempfile.gettempdir()) / "wisp-bench-models")
     model_dir = registry.resolve(model_name)
+    compute_type = "float16" if device == "cuda" else "int8"
     t0 = time.perf_counter()
-    model = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads)
+    model = WhisperModel(str(model_dir), device=device, compute_type=compute_type, cpu_threads=threads)
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     audio = decode_audio(wav, sampling_rate=16000)
@@ -117,7 +121,8 @@ def run_single(mode: str, wav: str, model_name: str, threads: int) -> dict:
         settings = {"model": model_name, "language": "en"}
         if mode == "wisp-noalign":
             settings["alignment"] = None
-        transcriber = WhisperTranscriber(registry=registry, batch_size=batch, cpu_threads=threads)
+        transcriber = WhisperTranscriber(registry=registry, device=device, compute_type=compute_type,
+                                         batch_size=batch, cpu_threads=threads)
         transcriber._models[model_name] = model  # reuse the model loaded (and timed) above
         result = transcriber.transcribe_array(audio, parse_job_settings(settings), JobControl())
         text = " ".join(s["text"] for s in result["segments"])
@@ -131,11 +136,15 @@ def main() -> int:
     parser.add_argument("--model", default="tiny.en")
     parser.add_argument("--minutes", type=float, default=2.5)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cuda: float16 on the GPU (for the README's GPU figures)")
+    parser.add_argument("--registry", help="model registry file (YAML/JSON), e.g. to name a large model")
     parser.add_argument("--single", help=argparse.SUPPRESS)
     parser.add_argument("--wav", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single:
-        print(json.dumps(run_single(args.single, args.wav, args.model, args.threads)))
+        print(json.dumps(run_single(args.single, args.wav, args.model, args.threads, device=args.device,
+                                    registry_file=args.registry)))
         return 0
     if shutil.which("espeak-ng") is None:
         print("espeak-ng is required (apt-get install espeak-ng)", file=sys.stderr)
@@ -146,8 +155,10 @@ def main() -> int:
     rows = []
     env = {**os.environ, "PYTHONPATH": str(ROOT / "runner_image")}
     for mode in ("sequential", "wisp", "wisp-noalign", "wisp-seq"):
+        extra = ["--device", args.device] + (["--registry", args.registry] if args.registry else [])
         out = subprocess.run([sys.executable, __file__, "--single", mode, "--wav", str(wav), "--model", args.model,
-                              "--threads", str(args.threads)], capture_output=True, text=True, env=env, check=True)
+                              "--threads", str(args.threads), *extra], capture_output=True, text=True, env=env,
+                             check=True)
         row = json.loads(out.stdout.strip().splitlines()[-1])
         row["wer"] = wer(reference, row["text"])
         rows.append(row)
