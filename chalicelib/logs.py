@@ -8,9 +8,10 @@ import os
 def configure() -> None:
     level = os.environ.get("WISP_LOG_LEVEL", "INFO").upper()
     logger = logging.getLogger("wisp")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
+    # exactly one handler: Chalice adds its own to the logger named after the app ("wisp"), which
+    # would print every record twice
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.handlers = [handler]
     logger.setLevel(level)
     logger.propagate = False
