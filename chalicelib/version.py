@@ -8,7 +8,7 @@ DESCRIPTION = (
     "Wisp is a serverless speech-to-text platform on AWS that transcribes audio and video with "
     "Whisper and speaks the Project-W API."
 )
-SOURCE_CODE = "https://github.com/wisp-transcription/wisp"
+SOURCE_CODE = "https://github.com/wisp-stt/wisp"  # the runner reports the same URL
 
 
 def git_hash() -> str:
