@@ -26,7 +26,7 @@ JSON = _http.JSON
 BEARER = "auth-and-runner-token"
 COOKIE = "auth-token"
 
-USER_GATES = {"user", "user+V", "user+V+T", "admin", "local", "user-not-provisioned"}
+from .auth import USER_GATES  # noqa: E402  (one list of gates, used by the checks and the document)
 USER_GATES_WITH_403 = USER_GATES - {"user"}
 
 DESCRIPTION = f"""\
