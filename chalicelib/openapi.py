@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from . import version
+from .auth import USER_GATES
 from .routes import _http
 
 REF = "#/components/schemas/{model}"
@@ -26,7 +27,6 @@ JSON = _http.JSON
 BEARER = "auth-and-runner-token"
 COOKIE = "auth-token"
 
-from .auth import USER_GATES  # noqa: E402  (one list of gates, used by the checks and the document)
 USER_GATES_WITH_403 = USER_GATES - {"user"}
 
 DESCRIPTION = f"""\
