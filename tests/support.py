@@ -82,3 +82,34 @@ def api(client) -> Api:
 def body(response: Any) -> Any:
     assert response.headers["Content-Type"] == "application/json", response.headers
     return _json.loads(response.body)
+
+
+def settings_with(section: str | None = None, **changes: Any) -> Any:
+    """The current settings with ``changes`` applied to a dotted ``section`` (or the top level)."""
+    from chalicelib.settings import get_settings
+
+    settings = get_settings()
+    if section is None:
+        return settings.model_copy(update=changes)
+    path = section.split(".")
+    parents = [settings]
+    for name in path:
+        parents.append(getattr(parents[-1], name))
+    updated = parents[-1].model_copy(update=changes)
+    for name, parent in zip(reversed(path), reversed(parents[:-1])):
+        updated = parent.model_copy(update={name: updated})
+    return updated
+
+
+@pytest.fixture
+def use_settings(monkeypatch):
+    """Make every loaded chalicelib module see the given settings for this test."""
+    import sys
+
+    def apply(settings: Any) -> Any:
+        for name, module in list(sys.modules.items()):
+            if name.startswith("chalicelib") and callable(getattr(module, "get_settings", None)):
+                monkeypatch.setattr(module, "get_settings", lambda: settings)
+        return settings
+
+    return apply

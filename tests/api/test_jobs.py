@@ -11,7 +11,7 @@ from chalicelib.settings import environment
 from chalicelib.services import events
 from chalicelib.store.jobs import Job
 from tests.jobs_support import TRANSCRIPT, RunnerClient, make_runner, make_user, multipart, submit  # noqa: F401
-from tests.support import body
+from tests.support import body, settings_with
 
 
 def _events(user_id: int) -> list[tuple[str, int]]:
@@ -390,10 +390,9 @@ def test_delete_all_of_user_removes_jobs_files_and_settings(api):
     assert body(runner.job_info())["id"] == keep
 
 
-def test_retention_deletes_old_finished_jobs(api, monkeypatch):
+def test_retention_deletes_old_finished_jobs(api, use_settings):
     from datetime import timedelta
 
-    from chalicelib.settings import get_settings
     from chalicelib.store.base import now
 
     person = make_user()
@@ -402,10 +401,7 @@ def test_retention_deletes_old_finished_jobs(api, monkeypatch):
     _finish(api, 2)
     Job(old).update(actions=[Job.finish_timestamp.set(now() - timedelta(days=31))])
     assert job_service.apply_retention() == 0  # retention off by default
-    settings = get_settings()
-    patched = settings.model_copy(update={"cleanup": settings.cleanup.model_copy(
-        update={"finished_job_retention_in_days": 30})})
-    monkeypatch.setattr(job_service, "get_settings", lambda: patched)
+    use_settings(settings_with("cleanup", finished_job_retention_in_days=30))
     assert job_service.apply_retention() == 1
     assert sorted(j.id for j in Job.batch_get([old, recent, unfinished])) == [recent, unfinished]
     assert _objects(f"transcripts/{old}/") == [] and _objects(f"transcripts/{recent}/") != []

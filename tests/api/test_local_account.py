@@ -10,7 +10,7 @@ from chalicelib.services import email_tokens
 from chalicelib.settings import get_settings
 from chalicelib.store.users import User
 from tests.factories import PASSWORD, make_user, mail_to
-from tests.support import body
+from tests.support import body, settings_with
 
 GOOD = "Very-Secret-Pass-1"
 
@@ -74,31 +74,21 @@ def test_signup_duplicate_is_400(api):
     assert r.status_code == 400 and isinstance(body(r)["detail"], str)
 
 
-def test_signup_domain_not_allowed(api, monkeypatch):
-    _patch_local(monkeypatch, allowed_email_domains=["uni.example"])
+def test_signup_domain_not_allowed(api, use_settings):
+    use_settings(settings_with("security.local_account", allowed_email_domains=["uni.example"]))
     assert api.post("/api/local-account/signup", json={"email": "a@other.example", "password": GOOD}).status_code == 400
     assert api.post("/api/local-account/signup", json={"email": "a@sub.uni.example", "password": GOOD}).status_code == 400
     assert api.post("/api/local-account/signup", json={"email": "a@uni.example", "password": GOOD}).status_code == 200
 
 
-def test_signup_disabled_is_405_and_disabled_mode_hides_routes(api, monkeypatch):
-    _patch_local(monkeypatch, mode="no_signup")
+def test_signup_disabled_is_405_and_disabled_mode_hides_routes(api, use_settings):
+    use_settings(settings_with("security.local_account", mode="no_signup"))
     r = api.post("/api/local-account/signup", json={"email": "a@example.org", "password": GOOD})
     assert r.status_code == 405 and isinstance(body(r)["detail"], str)
-    _patch_local(monkeypatch, mode="disabled")
+    use_settings(settings_with("security.local_account", mode="disabled"))
     r = api.post("/api/local-account/signup", json={"email": "a@example.org", "password": GOOD})
     assert r.status_code == 404 and body(r) == {"detail": "Not Found"}
     assert login(api, "a@example.org", GOOD).status_code == 404
-
-
-def _patch_local(monkeypatch, **changes):
-    settings = get_settings()
-    local = settings.security.local_account.model_copy(update=changes)
-    security = settings.security.model_copy(update={"local_account": local})
-    patched = settings.model_copy(update={"security": security})
-    monkeypatch.setattr("chalicelib.settings.get_settings", lambda: patched)
-    for module in ("chalicelib.services.accounts", "chalicelib.auth", "chalicelib.services.general"):
-        monkeypatch.setattr(f"{module}.get_settings", lambda: patched)
 
 
 # -------------------------------------------------------------------------------------- login
@@ -246,7 +236,7 @@ def test_change_email_flow(api):
     assert api.post("/api/local-account/signup", json={"email": "hank@example.org", "password": GOOD}).status_code == 200
 
 
-def test_change_email_errors(api, monkeypatch):
+def test_change_email_errors(api, use_settings):
     person = make_user("ivy@example.org")
     make_user("taken2@example.org")
     token = person.session()
@@ -256,7 +246,7 @@ def test_change_email_errors(api, monkeypatch):
     assert api.post(url, json={"new_email": "bad", "password": PASSWORD}, token=token).status_code == 422
     assert api.post(url, json={"new_email": "x@example.org"}, token=token).status_code == 422
     assert api.post(url, json={"new_email": "x@example.org", "password": PASSWORD}).status_code == 401
-    _patch_local(monkeypatch, allowed_email_domains=["example.org"])
+    use_settings(settings_with("security.local_account", allowed_email_domains=["example.org"]))
     assert api.post(url, json={"new_email": "x@elsewhere.example", "password": PASSWORD}, token=token).status_code == 400
 
 

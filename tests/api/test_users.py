@@ -4,12 +4,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from chalicelib.services import accounts, tokens
-from chalicelib.settings import get_settings
 from chalicelib.store.base import now
 from chalicelib.store.tokens import Token
 from chalicelib.store.users import Login, User
 from tests.factories import make_user
-from tests.support import body
+from tests.support import body, settings_with
 
 
 def test_info(api):
@@ -84,7 +83,7 @@ def test_api_tokens_do_not_rotate_and_never_expire(api):
     assert "Set-Cookie" not in api.get("/api/users/info", token=secret).headers
 
 
-def test_get_new_api_token(api, monkeypatch):
+def test_get_new_api_token(api, use_settings):
     person = make_user()
     session = person.session()
     r = api.post("/api/users/get_new_api_token", query={"name": "my laptop script"}, token=session)
@@ -99,10 +98,7 @@ def test_get_new_api_token(api, monkeypatch):
     assert api.post("/api/users/get_new_api_token", query={"name": "x"}).status_code == 401
     unverified = make_user(verified=False)
     assert api.post("/api/users/get_new_api_token", query={"name": "x"}, token=unverified.session()).status_code == 403
-    settings = get_settings()
-    local = settings.security.local_account.model_copy(update={"allow_creation_of_api_tokens": False})
-    patched = settings.model_copy(update={"security": settings.security.model_copy(update={"local_account": local})})
-    monkeypatch.setattr("chalicelib.services.accounts.get_settings", lambda: patched)
+    use_settings(settings_with("security.local_account", allow_creation_of_api_tokens=False))
     assert api.post("/api/users/get_new_api_token", query={"name": "x"}, token=session).status_code == 400
 
 
@@ -156,17 +152,14 @@ def test_logout(api):
     assert api.delete("/api/users/logout").status_code == 401
 
 
-def _with_tos(monkeypatch, version: int):
+def _with_tos(use_settings, version: int):
     from chalicelib.settings import TosSettings
 
-    settings = get_settings()
-    patched = settings.model_copy(update={"terms_of_services": {3: TosSettings(name="Rules", version=version, tos_html="<p>be nice</p>")}})
-    for module in ("chalicelib.services.accounts", "chalicelib.auth", "chalicelib.services.general"):
-        monkeypatch.setattr(f"{module}.get_settings", lambda: patched)
+    use_settings(settings_with(terms_of_services={3: TosSettings(name="Rules", version=version, tos_html="<p>be nice</p>")}))
 
 
-def test_accept_tos(api, monkeypatch):
-    _with_tos(monkeypatch, version=2)
+def test_accept_tos(api, use_settings):
+    _with_tos(use_settings, version=2)
     person = make_user()
     token = person.session()
     assert api.post("/api/users/accept_tos", query={"tos_id": 3, "tos_version": 3}, token=token).status_code == 400
@@ -180,12 +173,12 @@ def test_accept_tos(api, monkeypatch):
     assert about["terms_of_services"] == {"3": {"name": "Rules", "version": 2, "tos_html": "<p>be nice</p>"}}
 
 
-def test_tos_gate(api, monkeypatch):
+def test_tos_gate(api, use_settings):
     from chalicelib.auth import authenticate_user
     from chalicelib import errors
     import pytest
 
-    _with_tos(monkeypatch, version=2)
+    _with_tos(use_settings, version=2)
     person = make_user()
     secret = person.session()
 

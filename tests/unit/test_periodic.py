@@ -9,12 +9,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from chalicelib import periodic
-from chalicelib.settings import CleanupSettings, get_settings
 from chalicelib.store.counters import next_id
 from chalicelib.store.task_runs import TaskRun
 from chalicelib.store.tokens import Token
 from chalicelib.store.users import User
 from tests import factories
+from tests.support import settings_with
 
 DAY = timedelta(days=1)
 RETENTION_DAYS = 100
@@ -27,14 +27,11 @@ def now() -> datetime:
 
 
 @pytest.fixture
-def retention(monkeypatch):
+def retention(use_settings):
     """Turn user retention on (the test config leaves it off)."""
-    settings = get_settings().model_copy(update={"cleanup": CleanupSettings(user_retention_in_days=RETENTION_DAYS)})
-    monkeypatch.setattr(periodic, "get_settings", lambda: settings)
-    from chalicelib.services import maintenance
+    from chalicelib.services import maintenance  # noqa: F401  (loaded, so use_settings reaches it)
 
-    monkeypatch.setattr(maintenance, "get_settings", lambda: settings)
-    return settings
+    return use_settings(settings_with("cleanup", user_retention_in_days=RETENTION_DAYS))
 
 
 def new_user(email: str | None = None, *, provision_number: int | None = None) -> User:

@@ -4,16 +4,14 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.services import accounts, passwords
-from chalicelib.settings import ConfigError, ProvisionedUser, get_settings
+from chalicelib.settings import ConfigError, ProvisionedUser
 from chalicelib.store.users import User
 from tests.factories import make_user
+from tests.support import settings_with
 
 
-def _provisioning(monkeypatch, entries):
-    settings = get_settings()
-    local = settings.security.local_account.model_copy(update={"user_provisioning": entries})
-    patched = settings.model_copy(update={"security": settings.security.model_copy(update={"local_account": local})})
-    monkeypatch.setattr("chalicelib.services.accounts.get_settings", lambda: patched)
+def _provisioning(use_settings, entries):
+    use_settings(settings_with("security.local_account", user_provisioning=entries))
 
 
 def test_provisioned_admin_from_test_config_is_created_verified_and_admin():
@@ -24,10 +22,10 @@ def test_provisioned_admin_from_test_config_is_created_verified_and_admin():
     assert accounts.provision_users() == [user_id]  # idempotent: same user at every start
 
 
-def test_changes_in_config_are_applied_at_next_start(monkeypatch):
-    _provisioning(monkeypatch, {4: ProvisionedUser(email="ops@example.org", password="First-Password-1", is_admin=True)})
+def test_changes_in_config_are_applied_at_next_start(use_settings):
+    _provisioning(use_settings, {4: ProvisionedUser(email="ops@example.org", password="First-Password-1", is_admin=True)})
     (user_id,) = accounts.provision_users()
-    _provisioning(monkeypatch, {4: ProvisionedUser(email="ops2@example.org", password="Second-Password-2", is_admin=False)})
+    _provisioning(use_settings, {4: ProvisionedUser(email="ops2@example.org", password="Second-Password-2", is_admin=False)})
     assert accounts.provision_users() == [user_id]
     user = User.get(user_id)
     assert user.email == "ops2@example.org" and not user.is_admin
@@ -35,8 +33,8 @@ def test_changes_in_config_are_applied_at_next_start(monkeypatch):
     assert accounts.find_local("ops@example.org") is None and accounts.find_local("ops2@example.org").id == user_id
 
 
-def test_conflicting_address_is_a_config_error_naming_the_key(monkeypatch):
+def test_conflicting_address_is_a_config_error_naming_the_key(use_settings):
     make_user("someone@example.org")
-    _provisioning(monkeypatch, {2: ProvisionedUser(email="someone@example.org", password="First-Password-1")})
+    _provisioning(use_settings, {2: ProvisionedUser(email="someone@example.org", password="First-Password-1")})
     with pytest.raises(ConfigError, match=r"security\.local_account\.user_provisioning\.2\.email"):
         accounts.provision_users()
