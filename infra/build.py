@@ -73,6 +73,10 @@ STAGE_PARAMETERS: dict[str, str] = {
     "log_retention_days": "LogRetentionDays",
     "lambda_subnet_ids": "LambdaSubnetIds",
     "lambda_security_group_ids": "LambdaSecurityGroupIds",
+    "frontend": "EnableFrontend",
+    "frontend_domain_name": "FrontendDomainName",
+    "frontend_certificate_arn": "FrontendCertificateArn",
+    "frontend_price_class": "FrontendPriceClass",
 }
 REQUIRED_STAGE_KEYS = ("client_url", "sender_email", "runner_vpc_id", "runner_subnet_ids")
 
@@ -126,7 +130,20 @@ def load_stage_file(path: Path) -> dict[str, Any]:
     missing = [key for key in REQUIRED_STAGE_KEYS if not data.get(key)]
     if missing:
         raise BuildError(f"{path}: missing {', '.join(missing)}")
+    check_frontend_keys(path, data)
     return data
+
+
+def check_frontend_keys(path: Path, data: dict[str, Any]) -> None:
+    """A custom frontend domain needs its certificate, and client_url must name that host."""
+    if data.get("frontend") is False or not data.get("frontend_domain_name"):
+        return
+    domain = str(data["frontend_domain_name"]).lower()
+    if not data.get("frontend_certificate_arn"):
+        raise BuildError(f"{path}: frontend_domain_name needs frontend_certificate_arn (ACM, us-east-1)")
+    host = str(data["client_url"]).split("//", 1)[-1].split("/", 1)[0].lower()
+    if host != domain:
+        raise BuildError(f"{path}: client_url must be https://{domain}/# when frontend_domain_name is set")
 
 
 def stack_parameters(stage: str, stage_file: dict[str, Any]) -> dict[str, str]:

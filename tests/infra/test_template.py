@@ -1,6 +1,8 @@
 """The built stack template: chalice's functions, the tables from the models, IAM, scaling, cfn-lint."""
 from __future__ import annotations
 
+import fnmatch
+import json
 import shutil
 import string
 import subprocess
@@ -194,3 +196,124 @@ def test_runner_task_gets_a_gpu_the_backend_url_and_its_token_secret(sam):
     asg = sam["Resources"]["RunnerAutoScalingGroup"]["Properties"]
     assert asg["MinSize"] == "0"
     assert sam["Parameters"]["GpuAmiId"]["Default"] == "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
+
+
+# --------------------------------------------------------------------------------------------
+# Web frontend: one CloudFront origin for the static frontend and the API (spec §1.1)
+# --------------------------------------------------------------------------------------------
+
+CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+API_PATTERNS = {"/api/*", "/openapi.json", "/docs*", "/redoc"}
+ALL_METHODS = {"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"}
+
+
+def _distribution(sam: dict) -> dict:
+    return sam["Resources"]["FrontendDistribution"]["Properties"]["DistributionConfig"]
+
+
+def test_distribution_sends_api_paths_to_the_api_gateway_stage(sam):
+    from infra.build import API_STAGE
+
+    config = _distribution(sam)
+    origins = {o["Id"]: o for o in config["Origins"]}
+    api = origins["api"]
+    # the origin path is the API Gateway stage; the app's own routes start with /api, so
+    # CloudFront /api/about -> https://<RestAPI>.execute-api.<region>.<suffix>/<stage>/api/about
+    stage = json.loads((ROOT / ".chalice" / "config.json").read_text())["api_gateway_stage"]
+    assert stage == API_STAGE and api["OriginPath"] == f"/{stage}"
+    assert api["DomainName"] == {"Fn::Sub": "${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
+    assert api["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+
+    behaviours = {b["PathPattern"]: b for b in config["CacheBehaviors"]}
+    assert set(behaviours) == API_PATTERNS
+    for pattern, b in behaviours.items():
+        assert b["TargetOriginId"] == "api", pattern
+        assert b["CachePolicyId"] == CACHING_DISABLED, pattern
+        assert b["OriginRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST, pattern
+        assert set(b["AllowedMethods"]) == ALL_METHODS, pattern
+        assert b["ViewerProtocolPolicy"] in ("https-only", "redirect-to-https"), pattern
+
+    # every route of the API (bar Chalice's catch-alls) is reachable through one of the patterns
+    paths = sam["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    for path in set(paths) - {"/", "/{proxy+}"}:
+        assert any(fnmatch.fnmatchcase(path, p) for p in API_PATTERNS), path
+
+    default = config["DefaultCacheBehavior"]
+    assert default["TargetOriginId"] == "frontend" and set(default["AllowedMethods"]) == {"GET", "HEAD"}
+    assert config["DefaultRootObject"] == "index.html"
+    assert "CustomErrorResponses" not in config  # hash routing: no SPA rewrites of 403/404
+
+
+def test_frontend_bucket_is_private_and_readable_only_by_the_distribution(sam):
+    res = sam["Resources"]
+    bucket = res["FrontendBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values()) and len(bucket["PublicAccessBlockConfiguration"]) == 4
+    sse = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert sse["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+
+    frontend = next(o for o in _distribution(sam)["Origins"] if o["Id"] == "frontend")
+    assert frontend["DomainName"] == {"Fn::GetAtt": ["FrontendBucket", "RegionalDomainName"]}
+    assert frontend["OriginAccessControlId"] == {"Fn::GetAtt": ["FrontendOriginAccessControl", "Id"]}
+    assert frontend["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    oac = res["FrontendOriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"], oac["SigningProtocol"]) == ("s3", "always", "sigv4")
+
+    policy = res["FrontendBucketPolicy"]["Properties"]
+    assert policy["Bucket"] == {"Ref": "FrontendBucket"}
+    allows = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert len(allows) == 1
+    allow = allows[0]
+    assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert allow["Action"] in ("s3:GetObject", ["s3:GetObject"])
+    assert allow["Resource"] == {"Fn::Sub": "${FrontendBucket.Arn}/*"}
+    source = allow["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
+    assert source.endswith(":cloudfront::${AWS::AccountId}:distribution/${FrontendDistribution}")
+    for st in policy["PolicyDocument"]["Statement"]:
+        if st["Effect"] == "Deny":
+            assert st["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_frontend_is_switchable_and_takes_an_optional_custom_domain(sam):
+    res, params = sam["Resources"], sam["Parameters"]
+    assert params["EnableFrontend"]["Default"] == "true"
+    assert params["FrontendDomainName"]["Default"] == "" and params["FrontendCertificateArn"]["Default"] == ""
+    assert ":acm:us-east-1:" in params["FrontendCertificateArn"]["AllowedPattern"]
+    for name in ("FrontendBucket", "FrontendBucketPolicy", "FrontendOriginAccessControl", "FrontendDistribution"):
+        assert res[name]["Condition"] == "WithFrontend", name
+    for name in ("FrontendUrl", "FrontendDistributionDomain", "FrontendDistributionId", "FrontendBucketName"):
+        assert sam["Outputs"][name]["Condition"] == "WithFrontend", name
+    assert sam["Conditions"]["WithFrontend"] == {"Fn::Equals": [{"Ref": "EnableFrontend"}, "true"]}
+    config = _distribution(sam)
+    assert config["Aliases"]["Fn::If"][0] == "WithCustomDomain"
+    custom, default = config["ViewerCertificate"]["Fn::If"][1:]
+    assert custom["AcmCertificateArn"] == {"Ref": "FrontendCertificateArn"} and custom["SslSupportMethod"] == "sni-only"
+    assert default == {"CloudFrontDefaultCertificate": True}
+    assert "CustomDomainNeedsCertificate" in sam["Rules"]
+    url = sam["Outputs"]["FrontendUrl"]["Value"]["Fn::If"]
+    assert url[1] == {"Fn::Sub": "https://${FrontendDomainName}/#"}
+    assert url[2] == {"Fn::Sub": "https://${FrontendDistribution.DomainName}/#"}
+
+
+def test_stage_file_frontend_keys(tmp_path):
+    import yaml
+
+    from infra.build import BuildError, load_stage_file, stack_parameters
+
+    base = yaml.safe_load((ROOT / "infra" / "stages" / "example.yml").read_text())
+
+    def stage(**changes):
+        path = tmp_path / "s.yml"
+        path.write_text(yaml.safe_dump({**base, **changes}))
+        return path
+
+    assert stack_parameters("dev", load_stage_file(stage(frontend=False)))["EnableFrontend"] == "false"
+    assert "EnableFrontend" not in stack_parameters("dev", {k: v for k, v in base.items() if k != "frontend"})
+    arn = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-0000-1111-2222-333344445555"
+    ok = load_stage_file(stage(frontend_domain_name="wisp.example.edu", frontend_certificate_arn=arn))
+    assert stack_parameters("dev", ok)["FrontendDomainName"] == "wisp.example.edu"
+    with pytest.raises(BuildError, match="frontend_certificate_arn"):
+        load_stage_file(stage(frontend_domain_name="wisp.example.edu"))
+    with pytest.raises(BuildError, match="client_url"):
+        load_stage_file(stage(frontend_domain_name="other.example.edu", frontend_certificate_arn=arn))
