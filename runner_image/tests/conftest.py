@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from wisp_runner.settings import RunnerConfig
 
 from .fake_backend import FakeBackend
 
+RUNNER_DIR = Path(__file__).resolve().parents[1]
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.05, max_delay=0.2)
 
 SPEECH_TEXT = (
@@ -57,6 +61,25 @@ def start_runner(tmp_path):
     for runner, thread in started:
         runner.stop.set()
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def runner_process(backend: FakeBackend, tmp_path, *args: str, env: dict | None = None):
+    """`python -m wisp_runner --dummy` against ``backend`` as a real process; killed if still alive at exit.
+
+    The caller stops it (e.g. SIGTERM) inside the block; its combined output is then in ``proc.output``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wisp_runner", "--backend-url", backend.url, "--dummy",
+         "--heartbeat-interval", "0.2", "--health-file", str(tmp_path / "health"), *args],
+        env={**os.environ, "PYTHONPATH": str(RUNNER_DIR), **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.output = proc.stdout.read().decode()
 
 
 def espeak_available() -> bool:

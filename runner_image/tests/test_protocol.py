@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from wisp_runner.constants import ABORT_MESSAGE
 from wisp_runner.dummy import DummyTranscriber
+
+from .conftest import runner_process
 
 RUNNER_DIR = Path(__file__).resolve().parents[1]
 FORMATS = {"as_txt", "as_srt", "as_tsv", "as_vtt", "as_json"}
@@ -129,22 +128,13 @@ def test_bad_token_exits_nonzero(backend, start_runner):
 
 
 def test_sigterm_releases_job_and_unregisters(backend, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(RUNNER_DIR), "WISP_RUNNER_DUMMY_SEGMENTS": "300",
-           "WISP_RUNNER_DUMMY_SEGMENT_SECONDS": "0.1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wisp_runner", "--backend-url", backend.url, "--token", "good-token",
-         "--dummy", "--heartbeat-interval", "0.2", "--health-file", str(tmp_path / "health")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    try:
+    with runner_process(backend, tmp_path, "--token", "good-token",
+                        env={"WISP_RUNNER_DUMMY_SEGMENTS": "300", "WISP_RUNNER_DUMMY_SEGMENT_SECONDS": "0.1"}) as proc:
         job_id = backend.submit_job({"model": "tiny.en", "language": "en"})
         assert backend.wait_for(lambda: backend.jobs[job_id].progress > 0, timeout=15)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    log = proc.stdout.read().decode()
+    log = proc.output
     # the job went back to the queue (not failed), and the runner is offline
     assert backend.jobs[job_id].state == "pending", log
     assert backend.jobs[job_id].error_msg is None
@@ -310,21 +300,12 @@ def test_reregistration_keeps_its_token(backend, start_runner):
 
 def test_cli_token_list_from_env(backend, tmp_path):
     _occupy(backend, 1)
-    env = {**os.environ, "PYTHONPATH": str(RUNNER_DIR), "WISP_RUNNER_TOKENS": "good-token, token-2"}
-    env.pop("WISP_RUNNER_TOKEN", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wisp_runner", "--backend-url", backend.url, "--dummy",
-         "--heartbeat-interval", "0.2", "--health-file", str(tmp_path / "health")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    try:
+    # WISP_RUNNER_TOKENS wins over a WISP_RUNNER_TOKEN that may be set in the environment
+    with runner_process(backend, tmp_path, env={"WISP_RUNNER_TOKENS": "good-token, token-2"}) as proc:
         assert backend.wait_for(lambda: 2 in backend.online, timeout=15)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    log = proc.stdout.read().decode()
+    log = proc.output
     assert "token 1 of 2 is in use by another runner" in log and "with token 2 of 2" in log, log
     assert "good-token" not in log and "token-2" not in log  # tokens are never logged
     assert 1 in backend.online and 2 not in backend.online
