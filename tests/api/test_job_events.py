@@ -21,8 +21,8 @@ import requests
 import sseclient
 
 from chalicelib.services import event_stream, events, tokens
-from chalicelib.store.counters import next_id
-from chalicelib.store.users import User, local_login_key
+from chalicelib.store.users import User
+from tests.factories import make_user
 
 ROOT = Path(__file__).resolve().parents[2]
 API_GATEWAY_LIMIT_S = 29.0
@@ -60,11 +60,7 @@ def base_url():
 
 
 def new_user(*, verified: bool = True) -> User:
-    user_id = next_id("user")
-    email = f"user{user_id}@example.org"
-    user = User(user_id, user_type="local", email=email, login_key=local_login_key(email), is_verified=verified)
-    user.save()
-    return user
+    return make_user(verified=verified).user
 
 
 @dataclass
