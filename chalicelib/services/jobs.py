@@ -27,7 +27,7 @@ from ..store import jobs as store
 from ..store import runners as runner_store
 from ..store.base import now, transact_write
 from ..store.counters import next_id
-from ..store.jobs import FINISHED, QUEUED, Job
+from ..store.jobs import QUEUED, Job
 from ..store.runners import Runner
 from . import events, job_settings, runners
 
@@ -198,11 +198,6 @@ def abort(user_id: int, job_ids: list[int]) -> str:
     return "Success"
 
 
-def _finish_aborted_actions() -> list:
-    return [Job.finish_timestamp.set(now()), Job.finished.set(FINISHED), Job.error_msg.set(runners.ABORTED),
-            Job.audio_key.remove(), Job.queue.remove()]
-
-
 def _abort_one(job: Job) -> None:
     for _attempt in range(5):
         if job.finish_timestamp is not None or job.aborting:
@@ -225,7 +220,7 @@ def _try_abort(job: Job) -> bool:
     if not key:
         # pending (or not queued): take it out of the queue and fail it at once
         try:
-            Job(job.id).update(actions=_finish_aborted_actions(),
+            Job(job.id).update(actions=store.failed_actions(runners.ABORTED),
                                condition=Job.runner_key.does_not_exist() & Job.finish_timestamp.does_not_exist())
         except UpdateError as exc:
             if runners._conditional(exc):
@@ -245,7 +240,7 @@ def _try_abort(job: Job) -> bool:
             else:
                 # assigned but not started (or its runner is gone): unassign and fail it directly
                 clear = [Job.runner_key.remove()] + [f.remove() for f in store.runner_fields()]
-                tx.update(Job(job.id), actions=clear + _finish_aborted_actions(), condition=job_cond)
+                tx.update(Job(job.id), actions=clear + store.failed_actions(runners.ABORTED), condition=job_cond)
                 if held:
                     cond = Runner.job_id == job.id
                     if runners.is_live(runner):

@@ -576,8 +576,7 @@ def _try_assign(job: Job, runner: Runner) -> str:
 def _fail_queued(job: Job) -> None:
     try:
         Job(job.id).update(
-            actions=[Job.queue.remove(), Job.finish_timestamp.set(now()), Job.finished.set(job_store.FINISHED),
-                     Job.error_msg.set(ABORTED), Job.audio_key.remove()],
+            actions=job_store.failed_actions(ABORTED),
             condition=(Job.queue == QUEUED) & Job.finish_timestamp.does_not_exist(),
         )
     except UpdateError as exc:
@@ -621,8 +620,7 @@ def _release(runner: Runner, *, go_offline: bool, require_expired: bool = False)
             if job is not None and job.runner_key == runner.token_hash and job.finish_timestamp is None:
                 clear = [Job.runner_key.remove()] + [f.remove() for f in job_store.runner_fields()]
                 if job.aborting or runner.abort:
-                    actions = clear + [Job.finish_timestamp.set(now()), Job.finished.set(job_store.FINISHED),
-                                       Job.error_msg.set(ABORTED), Job.audio_key.remove()]
+                    actions = clear + job_store.failed_actions(ABORTED)
                 else:
                     actions = clear + [Job.queue.set(QUEUED)]
                     requeued = int(job.id)

@@ -91,6 +91,12 @@ class Job(Model):
     finished_index = FinishedJobs()
 
 
+def failed_actions(error_msg: str) -> list:
+    """Update actions that finish an unfinished job as failed: out of the queue, audio key gone."""
+    return [Job.finish_timestamp.set(now()), Job.finished.set(FINISHED), Job.error_msg.set(error_msg),
+            Job.audio_key.remove(), Job.queue.remove()]
+
+
 def runner_fields() -> list:
     """The job attributes that describe its runner (cleared when a job goes back to the queue)."""
     return [Job.runner_id, Job.runner_name, Job.runner_version, Job.runner_git_hash, Job.runner_source_code_url]
