@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist
-
 from . import errors
 from .services import tokens
 from .settings import get_settings
@@ -81,15 +79,11 @@ def authenticate_user(call: Any, gate: str) -> Principal:
     secret = bearer if bearer is not None else cookie_token(headers)
     if not secret:
         raise errors.Unauthorized("Not authenticated", headers={"WWW-Authenticate": "Bearer"})
-    token = tokens.find(secret)
-    if token is None:
+    found = tokens.find_with_user(secret)
+    if found is None or found[1] is None:
         raise errors.Unauthorized("Invalid or expired token, please log in again",
                                   headers={"WWW-Authenticate": "Bearer"})
-    try:
-        user = User.get(token.user_id)
-    except DoesNotExist:
-        raise errors.Unauthorized("Invalid or expired token, please log in again",
-                                  headers={"WWW-Authenticate": "Bearer"}) from None
+    token, user = found
     principal = Principal(user=user, token=token)
     settings = get_settings()
     if gate in ("user+V", "user+V+T", "admin") and not user.is_verified:

@@ -1,4 +1,10 @@
-"""User tokens: issue, look up, rotate, revoke. Only hashes are stored (spec §1.3)."""
+"""User tokens: issue, look up, rotate, revoke. Only hashes are stored (spec §1.3).
+
+A user token's secret is ``<user id>.<43 random characters>``. The id is not a credential (the
+whole secret is hashed and looked up), it only lets authentication fetch the token and its user
+in one TransactGetItems instead of two reads one after the other. Secrets without the prefix
+(issued before it existed) still work, with two reads.
+"""
 from __future__ import annotations
 
 import base64
@@ -7,11 +13,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.exceptions import DoesNotExist, TransactGetError, TransactWriteError, UpdateError
 
 
 from ..settings import get_settings
-from ..store.base import now, transact_write
+from ..store.base import now, transact_get, transact_write
 from ..store.counters import next_id
 from ..store.tokens import Token
 from ..store.users import User
@@ -22,6 +28,18 @@ TOUCH_INTERVAL = timedelta(minutes=1)  # last_usage is refreshed at most once a 
 def new_secret() -> str:
     """32 random bytes, URL-safe base64 without padding (43 characters)."""
     return secrets.token_urlsafe(32)
+
+
+def new_user_secret(user_id: int) -> str:
+    return f"{int(user_id)}.{new_secret()}"
+
+
+def user_hint(secret: str) -> int | None:
+    """The user id a secret names (None for unprefixed or malformed secrets)."""
+    head, dot, _rest = secret.partition(".")
+    if not dot or not head.isdigit() or len(head) > 15:
+        return None
+    return int(head)
 
 
 def hash_secret(secret: str) -> str:
@@ -40,7 +58,7 @@ def session_lifetime() -> timedelta:
 
 def issue_session(user: User, *, name: str, admin: bool) -> Issued:
     """A login session token (cookie only), admin only if the login asked for it."""
-    secret = new_secret()
+    secret = new_user_secret(user.id)
     token = Token(
         hash_secret(secret), id=next_id("token"), user_id=user.id, name=name, explicit=False,
         admin_privileges=admin, expires_at=now() + session_lifetime(), last_usage=now(),
@@ -51,7 +69,7 @@ def issue_session(user: User, *, name: str, admin: bool) -> Issued:
 
 def issue_api_token(user: User, *, name: str) -> Issued:
     """A long-lived API token: never expires, never admin."""
-    secret = new_secret()
+    secret = new_user_secret(user.id)
     token = Token(
         hash_secret(secret), id=next_id("token"), user_id=user.id, name=name, explicit=True,
         admin_privileges=False, expires_at=None, last_usage=now(),
@@ -62,15 +80,56 @@ def issue_api_token(user: User, *, name: str) -> Issued:
 
 def find(secret: str) -> Token | None:
     """The live token for ``secret``, or None if unknown or expired."""
+    found = find_with_user(secret, with_user=False)
+    return found[0] if found else None
+
+
+def find_with_user(secret: str, *, with_user: bool = True) -> tuple[Token, User | None] | None:
+    """The live token for ``secret`` and (``with_user``) its user, None if the user is gone; None
+    if the token is unknown or expired. One request for prefixed secrets, else one per item."""
     if not secret or len(secret) > 512:
         return None
-    try:
-        token = Token.get(hash_secret(secret))
-    except DoesNotExist:
-        return None
+    token_hash = hash_secret(secret)
+    hint = user_hint(secret) if with_user else None
+    user: User | None = None
+    pair = _read_pair(token_hash, hint) if hint is not None else None
+    if pair is not None:
+        token, user = pair
+        if token is None:
+            return None
+    else:
+        try:
+            token = Token.get(token_hash)
+        except DoesNotExist:
+            return None
     if token.expires_at is not None and token.expires_at <= now():
         return None
-    return token
+    if with_user and (user is None or int(user.id) != int(token.user_id)):
+        try:
+            user = User.get(token.user_id)
+        except DoesNotExist:
+            user = None
+    return token, user
+
+
+def _read_pair(token_hash: str, user_id: int) -> tuple[Token | None, User | None] | None:
+    """Token and user in one TransactGetItems; None if the transaction was cancelled (a
+    concurrent transactional write on one of the items): the caller then reads them one by one."""
+    try:
+        with transact_get() as tx:
+            token_future = tx.get(Token, token_hash)
+            user_future = tx.get(User, user_id)
+    except TransactGetError:
+        return None
+    try:
+        token: Token | None = token_future.get()
+    except Token.DoesNotExist:
+        token = None
+    try:
+        user: User | None = user_future.get()
+    except User.DoesNotExist:
+        user = None
+    return token, user
 
 
 def needs_rotation(token: Token) -> bool:
@@ -85,7 +144,7 @@ def rotate(token: Token) -> str | None:
 
     Returns the new secret, or None if a concurrent request rotated it first (the caller then
     keeps its authentication for this request but sets no cookie)."""
-    secret = new_secret()
+    secret = new_user_secret(token.user_id)
     fresh = Token(
         hash_secret(secret), id=token.id, user_id=token.user_id, name=token.name, explicit=token.explicit,
         admin_privileges=token.admin_privileges, expires_at=now() + session_lifetime(), last_usage=now(),

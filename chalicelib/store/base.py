@@ -44,7 +44,16 @@ def transact_write(**kwargs: object) -> "TransactWrite":
     return TransactWrite(connection=Counter._get_connection().connection, **kwargs)  # type: ignore[arg-type]
 
 
+def transact_get() -> "TransactGet":
+    """A PynamoDB read transaction (items of any tables, strongly consistent, one request)."""
+    from pynamodb.transactions import TransactGet
+
+    from .counters import Counter
+
+    return TransactGet(connection=Counter._get_connection().connection)  # type: ignore[arg-type]
+
+
 from typing import TYPE_CHECKING  # noqa: E402
 
 if TYPE_CHECKING:
-    from pynamodb.transactions import TransactWrite
+    from pynamodb.transactions import TransactGet, TransactWrite

@@ -99,7 +99,8 @@ def test_login_sets_cookie_and_names_token_after_user_agent(api):
     r = login(api, "bob@example.org", PASSWORD, agent="Firefox on Linux")
     assert r.status_code == 200 and isinstance(body(r), str)
     token = cookie_of(r)
-    assert len(token) == 43 and token not in r.body.decode()
+    user_id, _, random_part = token.partition(".")
+    assert user_id == str(person.user.id) and len(random_part) == 43 and token not in r.body.decode()
     infos = body(api.get("/api/users/get_all_token_info", token=token))
     assert [(i["name"], i["explicit"], i["admin_privileges"]) for i in infos] == [("Firefox on Linux", False, False)]
     assert person.user.id == body(api.get("/api/users/info", token=token))["id"]

@@ -89,7 +89,8 @@ def test_get_new_api_token(api, use_settings):
     r = api.post("/api/users/get_new_api_token", query={"name": "my laptop script"}, token=session)
     assert r.status_code == 200
     secret = body(r)
-    assert isinstance(secret, str) and len(secret) == 43
+    user_id, _, random_part = secret.partition(".")
+    assert user_id == str(person.user.id) and len(random_part) == 43
     assert body(api.get("/api/users/info", token=secret))["id"] == person.user.id
     infos = body(api.get("/api/users/get_all_token_info", token=session))
     api_info = [i for i in infos if i["explicit"]]
@@ -218,3 +219,21 @@ def test_delete_user_errors(api):
     provisioned = make_user(provision_number=5)
     r = api.delete("/api/users/delete", token=provisioned.session())
     assert r.status_code == 403 and User.count(provisioned.user.id) == 1
+
+
+def test_token_secret_names_its_user_but_the_whole_secret_is_checked(api):
+    person, other = make_user(), make_user()
+    secret = person.api_token()
+    assert api.get("/api/users/info", token=secret).status_code == 200
+    _, _, random_part = secret.partition(".")
+    forged = f"{other.user.id}.{random_part}"
+    assert api.get("/api/users/info", token=forged).status_code == 401
+    assert api.get("/api/users/info", token=random_part).status_code == 401
+
+
+def test_unprefixed_secrets_still_authenticate(api):
+    person = make_user()
+    legacy = tokens.new_secret()  # issued before secrets named their user
+    Token(tokens.hash_secret(legacy), id=999, user_id=person.user.id, name="old", explicit=True).save()
+    r = api.get("/api/users/info", token=legacy)
+    assert r.status_code == 200 and body(r)["email"] == person.user.email
