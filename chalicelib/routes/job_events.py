@@ -28,9 +28,10 @@ def events(call: Call) -> Response:
     # the first connection. The query parameter is read here rather than declared, so the
     # operation keeps upstream's signature (and generated clients stay the same); like the
     # header, a value that is not a position of ours counts as absent.
-    position = event_stream.parse_position(call.header("last-event-id"))
-    if position is None:
-        position = event_stream.parse_position((call.request.query_params or {}).get("last_event_id"))
-    body = event_stream.stream(int(call.principal.user.id), position)
+    raw = call.header("last-event-id")
+    if event_stream.parse_position(raw) is None:
+        raw = (call.request.query_params or {}).get("last_event_id")
+    body = event_stream.stream(int(call.principal.user.id), event_stream.parse_position(raw),
+                               event_stream.parse_progress(raw))
     return text_response(body.encode("utf-8"), content_type=event_stream.CONTENT_TYPE,
                          headers={**event_stream.HEADERS, **call.headers})

@@ -69,8 +69,9 @@ def submit_job(call: Call) -> int:
     if not part.filename:
         raise errors.BadRequest("The audio_file part must carry a filename")
     part_type = part.content_type if isinstance(part.content_type, str) else None
-    return jobs.submit_job(user_id=call.principal.user.id, file_name=part.filename, content_type=part_type,
-                           data=part.data, settings_id=call.query.job_settings_id)
+    user = call.principal.user
+    return jobs.submit_job(user_id=user.id, file_name=part.filename, content_type=part_type, data=part.data,
+                           settings_id=call.query.job_settings_id, has_default_settings=user.has_default_settings)
 
 
 @router.route("/count", "GET", gate="user+V+T", query=CountQuery, response=int)

@@ -47,7 +47,9 @@ def upload_parts(call: Call, upload_id: str) -> UploadPartsResponse:
 def complete_upload(call: Call, upload_id: str) -> int:
     """Finish a direct upload and submit the job (same settings rules as ``submit_job``); returns its id."""
     parts = [(p.part_number, p.etag) for p in call.body.parts]
-    return jobs.complete_upload(call.principal.user.id, upload_id, parts, call.query.job_settings_id)
+    user = call.principal.user
+    return jobs.complete_upload(user.id, upload_id, parts, call.query.job_settings_id,
+                                has_default_settings=user.has_default_settings)
 
 
 @router.route("/jobs/{job_id}/transcript_url", "GET", gate="user+V+T", query=TranscriptUrlQuery,

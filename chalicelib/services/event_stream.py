@@ -6,8 +6,13 @@ says when to come back. EventSource clients treat the end of a response as a dro
 reconnect after ``retry`` milliseconds and send the last ``id`` as ``Last-Event-ID``, so no event
 is lost as long as the client returns within the event log's retention (15 minutes).
 
-The pace adapts to what is going on. A user with recent events (a job was just submitted, a
-runner reports progress) is *live* and comes back every 3 seconds; a quiet tab is *idle* and
+Progress is not in the log (a heartbeat would otherwise write to it every 10 s per running job,
+whether anyone watches or not). The log names the runners holding the user's jobs (``running``);
+a response reads those runner rows and sends ``job_updated`` for each job whose progress moved
+since the client's last response. The progress the client has seen travels in the SSE id, after
+the sequence number: ``id: 42~7:35,9:0`` = "event 42 seen; job 7 was at 35 %, job 9 at 0 %".
+
+The pace adapts to what is going on. A user with recent events or a running job is *live* and comes back every 3 seconds; a quiet tab is *idle* and
 comes back every half minute. The arithmetic behind the numbers is in ``docs/events.md``;
 in short, with 1024 MB Lambdas every second a response is held open costs as much as 3-4 extra
 requests, so reconnecting is cheaper than holding for every latency we care about, and the
@@ -20,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..store import runners as runner_store
 from ..store.events import Snapshot
 from . import events
 
@@ -42,19 +48,35 @@ CONTENT_TYPE = "text/event-stream; charset=utf-8"
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+MAX_TRACKED_JOBS = 50  # progress of at most this many running jobs travels in the id
+
+
 def parse_position(value: str | None) -> int | None:
-    """A client's ``Last-Event-ID`` as a sequence number; None if absent or not one of ours."""
+    """The sequence number in a client's ``Last-Event-ID``; None if absent or not one of ours."""
     if value is None:
         return None
-    value = value.strip()
+    value = value.strip().split("~", 1)[0]
     if not value.isdigit() or len(value) > 18:
         return None
     return int(value)
 
 
-def stream(user_id: int, position: int | None, *, clock: Callable[[], float] = time.monotonic,
-           sleep: Callable[[float], None] = time.sleep) -> str:
-    """The body of one SSE response for ``user_id`` whose client has seen events up to ``position``.
+def parse_progress(value: str | None) -> dict[int, int] | None:
+    """The progress per job that a client's ``Last-Event-ID`` says it has seen (None: none known)."""
+    if value is None or "~" not in value:
+        return None
+    seen: dict[int, int] = {}
+    for pair in value.strip().split("~", 1)[1].split(",")[:MAX_TRACKED_JOBS]:
+        job, _, pct = pair.partition(":")
+        if job.isdigit() and pct.isdigit() and len(job) <= 18 and len(pct) <= 3:
+            seen[int(job)] = int(pct)
+    return seen
+
+
+def stream(user_id: int, position: int | None, seen_progress: dict[int, int] | None = None, *,
+           clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> str:
+    """The body of one SSE response for ``user_id`` whose client has seen events up to ``position``
+    (and the progress ``seen_progress`` of the user's running jobs).
 
     Without a position (a new connection) the client starts at the newest event: history is not
     replayed, only what happens from now on. A position beyond the newest event (the log was
@@ -62,10 +84,15 @@ def stream(user_id: int, position: int | None, *, clock: Callable[[], float] = t
     """
     started = clock()
     log = events.read(user_id)
+    events.trim_if_due(user_id, log)  # transactional publishes cannot trim; readers do (rarely)
     if position is None or position > log.newest_seq:
         position = log.newest_seq
+        seen_progress = None
+    progress = _progress(log)
+    moved = [job for job, pct in progress.items() if seen_progress is not None and job in seen_progress
+             and seen_progress[job] != pct]
     batch = events.after(log, position, BATCH_LIMIT)
-    pace = LIVE if batch or _is_recent(log) else IDLE
+    pace = LIVE if batch or progress or _is_recent(log) else IDLE
 
     retry_ms = pace.retry_ms
     body: list[str] = []
@@ -80,10 +107,29 @@ def stream(user_id: int, position: int | None, *, clock: Callable[[], float] = t
             break
         sleep(POLL_INTERVAL_S)
         batch = events.since(user_id, position, BATCH_LIMIT)
-    if not body:
+    for job in moved:
+        body.append(f"event: {events.JOB_UPDATED}\ndata: {job}\n\n")
+    if progress:
+        state = ",".join(f"{job}:{pct}" for job, pct in sorted(progress.items()))
+        body.append(f"id: {position}~{state}\n\n")  # sets the client's id; fires no event
+    elif not body:
         body.append(f"id: {position}\n\n")  # tells a new client its position; fires no event
     body.insert(0, f"retry: {retry_ms}\n\n")
     return "".join(body)
+
+
+def _progress(log: Snapshot) -> dict[int, int]:
+    """Whole-percent progress of the user's jobs that runners hold (one BatchGetItem, none if idle)."""
+    running = dict(sorted(log.running.items())[:MAX_TRACKED_JOBS])
+    if not running:
+        return {}
+    rows = runner_store.get_many(list(running.values()))
+    found = {}
+    for job_id, token_hash in running.items():
+        row = rows.get(token_hash)
+        if row is not None and row.job_id is not None and int(row.job_id) == job_id:
+            found[job_id] = int(round(float(row.progress or 0)))
+    return found
 
 
 def _is_recent(log: Snapshot) -> bool:

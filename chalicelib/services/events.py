@@ -1,9 +1,17 @@
 """Publishing and reading per-user job events (spec §7).
 
-Every publish is one UpdateItem on the user's log item (``store/events.py``). Inside ``batch()``
-(every API request runs in one, see ``routes/_http.py``) publishes are collected and written when
-the batch ends, one UpdateItem per user, in the order they were made: a submit that assigns the
-job at once writes ``job_created`` and ``job_updated`` together.
+Two ways to publish onto the user's log item (``store/events.py``):
+
+* ``commit(build, *events)``: the events ride in the write transaction that makes the change
+  they announce (assignment, result, abort, download, ...). Change and event happen together or
+  not at all, and the event costs no request of its own.
+* ``publish``: one UpdateItem for changes that are not a transaction. Inside ``batch()`` (every API
+  request runs in one, see ``routes/_http.py``) publishes are collected and written when the
+  batch ends, one UpdateItem per user, in the order they were made.
+
+A log is trimmed (entries past retention, or more than ``MAX_ENTRIES``) by plain publishes, by
+the SSE reader when it sees stale entries, and by ``commit`` when its transaction was refused for
+lack of room.
 """
 from __future__ import annotations
 
@@ -11,10 +19,17 @@ import contextlib
 import contextvars
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from pynamodb.exceptions import TransactWriteError
 
 from ..store import events as store
+from ..store.base import transact_write
 from ..store.events import Entry, Snapshot
+
+if TYPE_CHECKING:
+    from pynamodb.transactions import TransactWrite
 
 RETENTION_SECONDS = 15 * 60  # long enough for any client to reconnect and replay
 TRIM_SLACK_SECONDS = 5 * 60  # old entries are dropped once the oldest is this much past retention
@@ -60,15 +75,66 @@ def batch() -> Iterator[None]:
             _write(user_id, found)
 
 
+Holding = tuple[int, int, str]  # (user id, job id, token hash of the runner)
+
+
+def commit(build: Callable[["TransactWrite"], None], *found: tuple[int, str, int],
+           held: Iterable[Holding] = (), let_go: Iterable[Holding] = ()) -> None:
+    """Run the write transaction that ``build`` fills, with the events ``found`` ((user id, event,
+    job id), in order) appended to their users' logs in the same transaction. ``held`` / ``let_go``
+    record that a runner now holds / no longer holds a job (the log's ``running`` set, which lets
+    stream readers report progress without progress ever being written to the log).
+
+    The log items come after the caller's items, so the caller reads the cancellation reasons of
+    its own items by their usual index; a ``TransactWriteError`` propagates as from the plain
+    transaction. Only a refusal caused by a full log is handled here: trim it, then retry once."""
+    by_user: dict[int, list[tuple[str, int]]] = {}
+    for user_id, event, job_id in found:
+        by_user.setdefault(int(user_id), []).append((event, int(job_id)))
+    holds: dict[int, tuple[set[str], set[str]]] = {}
+    for index, pairs in enumerate((held, let_go)):
+        for user_id, job_id, token_hash in pairs:
+            by_user.setdefault(int(user_id), [])
+            holds.setdefault(int(user_id), (set(), set()))[index].add(store.holding(job_id, token_hash))
+    for attempt in (1, 2):
+        moment = int(time.time())
+        try:
+            with transact_write() as tx:
+                build(tx)
+                for user_id, items in by_user.items():
+                    adds, removes = holds.get(user_id, (set(), set()))
+                    store.append_in(tx, user_id, [store.encode(e, j, moment) for e, j in items], cap=MAX_ENTRIES,
+                                    held=adds, let_go=removes)
+            return
+        except TransactWriteError as exc:
+            codes = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
+            mine, logs = codes[:len(codes) - len(by_user)], codes[len(codes) - len(by_user):]
+            full = [uid for uid, code in zip(by_user, logs) if code == "ConditionalCheckFailed"]
+            if attempt == 2 or not full or any(code not in (None, "None") for code in mine):
+                raise
+            for user_id in full:
+                log = store.read(user_id, consistent=True)
+                trim_if_due(user_id, log, force_room=len(by_user[user_id]))
+
+
 def _write(user_id: int, found: list[tuple[str, int]]) -> None:
     """One UpdateItem; now and then a second one that drops entries past retention (amortised)."""
     moment = int(time.time())
     log = store.append(user_id, [store.encode(event, job_id, moment) for event, job_id in found])
+    trim_if_due(user_id, log)
+
+
+def trim_if_due(user_id: int, log: Snapshot, *, force_room: int = 0) -> None:
+    """Drop entries past retention once the oldest is ``TRIM_SLACK_SECONDS`` past it, and keep the
+    log well under ``MAX_ENTRIES`` (``force_room``: make room for that many now)."""
     entries = log.entries
-    stale = moment - RETENTION_SECONDS
-    if entries and (entries[0].at < stale - TRIM_SLACK_SECONDS or len(entries) > MAX_ENTRIES):
+    stale = int(time.time()) - RETENTION_SECONDS
+    crowded = len(entries) + force_room > MAX_ENTRIES
+    if entries and (entries[0].at < stale - TRIM_SLACK_SECONDS or crowded):
         drop = len(list(itertools.takewhile(lambda e: e.at < stale, entries)))
-        store.drop_oldest(user_id, log, max(drop, len(entries) - MAX_ENTRIES * 3 // 4))
+        if crowded:
+            drop = max(drop, len(entries) - MAX_ENTRIES * 3 // 4)
+        store.drop_oldest(user_id, log, drop)
 
 
 def read(user_id: int) -> Snapshot:

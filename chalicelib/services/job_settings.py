@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pynamodb.exceptions import TransactWriteError
 
 from .. import errors
 from ..schemas.jobs import JobSettingsRequest, JobSettingsResponse, application_defaults, settings_from_stored
@@ -11,6 +12,7 @@ from ..store import job_settings as store
 from ..store.base import transact_write
 from ..store.counters import next_id
 from ..store.job_settings import DEFAULT_POINTER, JobSettings
+from ..store.users import User
 
 
 @dataclass
@@ -33,10 +35,15 @@ def submit(user_id: int, request: JobSettingsRequest, *, is_new_default: bool) -
     if not is_new_default:
         record.save()
         return settings_id
-    # one transaction: the record and the pointer that makes it the default (replacing the old one)
-    with transact_write() as tx:
-        tx.save(record)
-        tx.save(JobSettings(user_id, DEFAULT_POINTER, settings=data, default_id=settings_id))
+    # one transaction: the record, the pointer that makes it the default (replacing the old one)
+    # and the owner's flag that says a pointer exists
+    try:
+        with transact_write() as tx:
+            tx.save(record)
+            tx.save(JobSettings(user_id, DEFAULT_POINTER, settings=data, default_id=settings_id))
+            tx.update(User(user_id), actions=[User.has_default_settings.set(True)], condition=User.id.exists())
+    except TransactWriteError:
+        raise errors.ServiceUnavailable() from None  # a concurrent change (or the account went away)
     return settings_id
 
 
@@ -46,13 +53,17 @@ def default_settings(user_id: int) -> JobSettingsResponse:
     return settings_from_stored(pointer.settings) if pointer else application_defaults()
 
 
-def resolve_for_job(user_id: int, settings_id: int | None) -> Resolved:
-    """The settings a new job of ``user_id`` gets; 400 for a foreign or unknown settings id."""
+def resolve_for_job(user_id: int, settings_id: int | None, *, has_default: bool | None = None) -> Resolved:
+    """The settings a new job of ``user_id`` gets; 400 for a foreign or unknown settings id.
+
+    ``has_default``: the user row's ``has_default_settings`` (False: skip reading the pointer)."""
     if settings_id is not None:
         record = store.find(user_id, settings_id)
         if record is None:
             raise errors.BadRequest(f"No job settings with id {settings_id} exist for this account")
         return Resolved(int(record.id), dict(record.settings))
+    if has_default is False:
+        return Resolved(None, None)
     pointer = store.default_of(user_id)
     if pointer is None or pointer.default_id is None:
         return Resolved(None, None)  # application defaults, resolved whenever read

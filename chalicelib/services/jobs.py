@@ -12,7 +12,7 @@ import logging
 import math
 import os
 from datetime import timedelta
-from typing import Iterable
+from typing import Any, Iterable
 from urllib.parse import quote, unquote
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
@@ -25,7 +25,7 @@ from ..schemas.jobs import (
 from ..settings import get_settings
 from ..store import jobs as store
 from ..store import runners as runner_store
-from ..store.base import now, transact_write
+from ..store.base import now
 from ..store.counters import next_id
 from ..store.jobs import QUEUED, Job
 from ..store.runners import Runner
@@ -125,11 +125,13 @@ def _with_runners(jobs: list[Job]) -> list[tuple[Job, Runner | None]]:
 
 
 def submit_job(*, user_id: int, file_name: str, content_type: str | None, data: bytes,
-               settings_id: int | None) -> int:
-    """Store the audio, queue the job, tell the owner, try to assign; returns the job id."""
+               settings_id: int | None, has_default_settings: bool | None = None) -> int:
+    """Store the audio, queue the job, tell the owner, try to assign; returns the job id.
+
+    ``has_default_settings``: the owner row's flag (False spares reading the default pointer)."""
     if not is_media_type(content_type):
         raise errors.UnsupportedMediaType("The uploaded file must have an audio/* or video/* content type")
-    resolved = job_settings.resolve_for_job(user_id, settings_id)
+    resolved = job_settings.resolve_for_job(user_id, settings_id, has_default=has_default_settings)
     job_id = next_id("job")
     key = storage.audio_key(job_id)
     storage.put(key, data, content_type=str(content_type))
@@ -140,9 +142,7 @@ def _create(*, job_id: int, user_id: int, file_name: str, audio_key: str, resolv
     job = Job(job_id, user_id=user_id, file_name=file_name, creation_timestamp=now(),
               job_settings_id=resolved.settings_id, settings=resolved.settings,
               email_notification=resolved.email_notification, audio_key=audio_key, queue=QUEUED)
-    job.save(condition=Job.id.does_not_exist())
-    events.publish(user_id, events.JOB_CREATED, job_id)
-    runners.assign_pending(new_job=job)
+    runners.place_new_job(job)
     return job_id
 
 
@@ -205,7 +205,6 @@ def _abort_one(job: Job) -> None:
         if _try_abort(job):
             if job.audio_key:
                 storage.delete([job.audio_key])
-            events.publish(int(job.user_id), events.JOB_UPDATED, int(job.id))
             return
         try:
             job = Job.get(int(job.id), consistent_read=True)
@@ -215,37 +214,42 @@ def _abort_one(job: Job) -> None:
 
 
 def _try_abort(job: Job) -> bool:
-    """One conditional write; False if the job changed hands meanwhile (caller re-reads)."""
+    """One conditional write (with its ``job_updated``); False if the job changed hands meanwhile
+    (caller re-reads)."""
     key = job.runner_key
+    announced = (int(job.user_id), events.JOB_UPDATED, int(job.id))
     if not key:
         # pending (or not queued): take it out of the queue and fail it at once
         try:
-            Job(job.id).update(actions=store.failed_actions(runners.ABORTED),
-                               condition=Job.runner_key.does_not_exist() & Job.finish_timestamp.does_not_exist())
-        except UpdateError as exc:
-            if runners._conditional(exc):
-                return False
-            raise
+            events.commit(lambda tx: tx.update(
+                Job(job.id), actions=store.failed_actions(runners.ABORTED),
+                condition=Job.runner_key.does_not_exist() & Job.finish_timestamp.does_not_exist()), announced)
+        except TransactWriteError:
+            return False
         return True
     runner = runner_store.get(key)
     held = runner is not None and runner.job_id == job.id
     job_cond = (Job.runner_key == key) & Job.finish_timestamp.does_not_exist()
+
+    def build(tx: Any) -> None:
+        if held and runners.is_live(runner) and runner.in_process:
+            # the runner is working on it: it learns of the abort with its next heartbeat
+            tx.update(Job(job.id), actions=[Job.aborting.set(True), Job.audio_key.remove()], condition=job_cond)
+            tx.update(Runner(key), actions=[Runner.abort.set(True)],
+                      condition=(Runner.job_id == job.id) & (Runner.in_process == True))  # noqa: E712
+        else:
+            # assigned but not started (or its runner is gone): unassign and fail it directly
+            clear = [Job.runner_key.remove()] + [f.remove() for f in store.runner_fields()]
+            tx.update(Job(job.id), actions=clear + store.failed_actions(runners.ABORTED), condition=job_cond)
+            if held:
+                cond = Runner.job_id == job.id
+                if runners.is_live(runner):
+                    cond = cond & (Runner.in_process.does_not_exist() | (Runner.in_process == False))  # noqa: E712
+                tx.update(Runner(key), actions=[f.remove() for f in runner_store.job_fields()], condition=cond)
+
+    working = held and runners.is_live(runner) and runner.in_process  # keeps the job until its result
     try:
-        with transact_write() as tx:
-            if held and runners.is_live(runner) and runner.in_process:
-                # the runner is working on it: it learns of the abort with its next heartbeat
-                tx.update(Job(job.id), actions=[Job.aborting.set(True), Job.audio_key.remove()], condition=job_cond)
-                tx.update(Runner(key), actions=[Runner.abort.set(True)],
-                          condition=(Runner.job_id == job.id) & (Runner.in_process == True))  # noqa: E712
-            else:
-                # assigned but not started (or its runner is gone): unassign and fail it directly
-                clear = [Job.runner_key.remove()] + [f.remove() for f in store.runner_fields()]
-                tx.update(Job(job.id), actions=clear + store.failed_actions(runners.ABORTED), condition=job_cond)
-                if held:
-                    cond = Runner.job_id == job.id
-                    if runners.is_live(runner):
-                        cond = cond & (Runner.in_process.does_not_exist() | (Runner.in_process == False))  # noqa: E712
-                    tx.update(Runner(key), actions=[f.remove() for f in runner_store.job_fields()], condition=cond)
+        events.commit(build, announced, let_go=[] if working else [(int(job.user_id), int(job.id), str(key))])
     except TransactWriteError:
         return False
     return True
@@ -331,21 +335,17 @@ def _detach_from_runner(job: Job) -> None:
 _NO_TRANSCRIPT = "This job does not exist, is not yours, or has no transcript"
 
 
-def _mark_downloaded(user_id: int, job_id: int) -> Job:
-    """Set downloaded (first download sends job_updated); 400 unless the job is the caller's and succeeded."""
-    job = Job(job_id)
+def _mark_downloaded(user_id: int, job_id: int) -> None:
+    """Set downloaded (the first download sends job_updated, in the same transaction); 400 unless
+    the job is the caller's and succeeded."""
     try:
-        job.update(actions=[Job.downloaded.set(True)],
-                   condition=(Job.user_id == user_id) & (Job.downloaded == False))  # noqa: E712
-    except UpdateError as exc:
-        if not runners._conditional(exc):
-            raise
+        events.commit(lambda tx: tx.update(Job(job_id), actions=[Job.downloaded.set(True)],
+                                           condition=(Job.user_id == user_id) & (Job.downloaded == False)),  # noqa: E712
+                      (user_id, events.JOB_UPDATED, job_id))
+    except TransactWriteError:
         found = _owned(user_id, job_id)
         if found is None or found.downloaded is not True:
             raise errors.BadRequest(_NO_TRANSCRIPT) from None
-        return found
-    events.publish(user_id, events.JOB_UPDATED, job_id)
-    return job
 
 
 def _owned(user_id: int, job_id: int) -> Job | None:
@@ -379,7 +379,10 @@ def download_transcript(user_id: int, job_id: int, transcript_type: str) -> str:
 
 def transcript_url(user_id: int, job_id: int, transcript_type: str) -> str:
     """Wisp extension: a pre-signed GET for one transcript file; marks the job downloaded."""
-    job = _mark_downloaded(user_id, job_id)
+    job = _owned(user_id, job_id)
+    if job is None or job.downloaded is None:
+        raise errors.BadRequest(_NO_TRANSCRIPT)
+    _mark_downloaded(user_id, job_id)
     media, extension = storage.TRANSCRIPT_MEDIA[transcript_type]
     stem = job.file_name.rsplit(".", 1)[0] if "." in (job.file_name or "") else (job.file_name or f"job-{job_id}")
     return storage.presigned_get(storage.transcript_key(job_id, transcript_type),
@@ -478,10 +481,12 @@ def upload_parts(user_id: int, upload_id: str) -> UploadPartsResponse:
     return UploadPartsResponse(upload_id=upload_id, key=key, part_size=part_size, uploaded=uploaded, parts=missing)
 
 
-def complete_upload(user_id: int, upload_id: str, parts: list[tuple[int, str]], settings_id: int | None) -> int:
+def complete_upload(user_id: int, upload_id: str, parts: list[tuple[int, str]], settings_id: int | None,
+                    has_default_settings: bool | None = None) -> int:
     """Finish the upload, check the stored object, and create the job; returns its id."""
     key, s3_id, _size, _part = _decode_upload_id(user_id, upload_id)
-    resolved = job_settings.resolve_for_job(user_id, settings_id)  # 400 before anything is final
+    # 400 before anything is final
+    resolved = job_settings.resolve_for_job(user_id, settings_id, has_default=has_default_settings)
     try:
         storage.complete_multipart(key, s3_id, parts)
     except storage.ObjectMissing:

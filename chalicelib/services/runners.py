@@ -27,7 +27,7 @@ from ..schemas.jobs import application_defaults, settings_from_stored
 from ..schemas.runners import HeartbeatResponse, RegisteredResponse, RunnerJobInfoResponse, RunnerRegisterRequest
 from ..store import jobs as job_store
 from ..store import runners as store
-from ..store.base import now, transact_write
+from ..store.base import now
 from ..store.counters import next_id
 from ..store.jobs import QUEUED, Job
 from ..store.runners import ONLINE, Runner
@@ -242,15 +242,14 @@ def unregister(principal: RunnerPrincipal) -> str:
 
 def heartbeat(principal: RunnerPrincipal, progress: float) -> HeartbeatResponse:
     """The lease was refreshed by the gate (storing the progress, see ``report_progress``, when it
-    could); report abort/assignment, and send ``job_updated`` when the progress changed."""
+    could); report abort/assignment. Progress is not published as an event: stream readers find
+    it on the runner row (``event_stream``), so a heartbeat costs one request however it goes."""
     runner = principal.runner
     if runner.job_id is not None and runner.in_process:
         if runner.abort:
             return HeartbeatResponse(abort=True, job_assigned=False)
-        stored = "progress" in principal.replaced
-        before = principal.replaced["progress"] if stored else runner.progress
-        if (before is None or float(before) != progress) and (stored or _store_progress(runner, progress)):
-            events.publish(int(runner.job_user_id), events.JOB_UPDATED, int(runner.job_id))
+        if "progress" not in principal.replaced and (runner.progress is None or float(runner.progress) != progress):
+            _store_progress(runner, progress)
     return HeartbeatResponse(abort=False, job_assigned=runner.job_id is not None)
 
 
@@ -408,17 +407,21 @@ def submit_result(principal: RunnerPrincipal, *, error_msg: str | None, transcri
         job_actions.append(Job.error_msg.set(error_msg or "unknown error"))
     else:
         job_actions += [Job.downloaded.set(False), Job.has_transcript.set(True)]
+    user_id = int(runner.job_user_id)
+
+    def build(tx: Any) -> None:
+        tx.update(Job(job_id), actions=job_actions,
+                  condition=(Job.runner_key == runner.token_hash) & Job.finish_timestamp.does_not_exist())
+        tx.update(Runner(runner.token_hash), actions=[f.remove() for f in store.job_fields()],
+                  condition=Runner.job_id == job_id)
+
     try:
-        with transact_write() as tx:
-            tx.update(Job(job_id), actions=job_actions,
-                      condition=(Job.runner_key == runner.token_hash) & Job.finish_timestamp.does_not_exist())
-            tx.update(Runner(runner.token_hash), actions=[f.remove() for f in store.job_fields()],
-                      condition=Runner.job_id == job_id)
+        events.commit(build, (user_id, events.JOB_UPDATED, job_id), let_go=[(user_id, job_id, runner.token_hash)])
     except TransactWriteError as exc:
         reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
         if not failed:
             storage.delete(storage.transcript_keys(job_id))
-        if len(reasons) == 2 and reasons[1] in (None, "None"):
+        if len(reasons) >= 2 and reasons[1] in (None, "None"):
             # the job is gone (its owner was deleted) or no longer ours: just let go of it
             _clear_job(runner, job_id)
             _after_idle(runner)
@@ -426,10 +429,8 @@ def submit_result(principal: RunnerPrincipal, *, error_msg: str | None, transcri
         raise errors.BadRequest("This runner is not processing a job") from None
     if runner.job_audio_key:
         storage.delete([runner.job_audio_key])
-    user_id = int(runner.job_user_id)
     if runner.job_email_notification:
         _notify(user_id, job_id, runner.job_file_name or "", error_msg if failed else None)
-    events.publish(user_id, events.JOB_UPDATED, job_id)
     _after_idle(runner)
     return "Success"
 
@@ -536,31 +537,59 @@ def _pending(new_job: Job | None, seen: set[int], *, limit: int) -> list[Job]:
     return [found[k] for k in sorted(found)][:limit]
 
 
-def _try_assign(job: Job, runner: Runner) -> str:
-    """One transaction: job queued → held by runner; runner idle → holding job. "ok" or who failed."""
+def place_new_job(job: Job) -> None:
+    """Write a new job (an unsaved, queued ``Job``) together with its events: straight to the
+    highest-priority idle runner if there is one, else into the queue. One transaction either way.
+
+    The queue is not read first: it is empty whenever a runner is idle, except in the moment
+    between a runner freeing up (or a job being put back) and that trigger's own look at the
+    queue. A new job arriving in that moment may start before the older one, which is then
+    handed out by the next trigger or the sweeper; it is delayed, never lost or doubled."""
+    moment = clock()
+    idle = sorted(store.idle_after(moment + MIN_LEASE_LEFT), key=lambda r: (-int(r.priority or 0), int(r.id)))
+    for runner in idle[:3]:
+        if _try_assign(job, runner, new=True) == "ok":
+            return
+    events.commit(lambda tx: tx.save(job, condition=Job.id.does_not_exist()),
+                  (int(job.user_id), events.JOB_CREATED, int(job.id)))
+
+
+def _try_assign(job: Job, runner: Runner, *, new: bool = False) -> str:
+    """One transaction: job queued → held by runner; runner idle → holding job. "ok" or who failed.
+
+    ``new``: ``job`` is not written yet and is created already held (with its ``job_created``)."""
     moment = clock()
     settings = job.settings if job.settings is not None else application_defaults().model_dump(mode="json")
+    held = {"runner_key": runner.token_hash, "runner_id": runner.id, "runner_name": runner.name,
+            "runner_version": runner.version, "runner_git_hash": runner.git_hash,
+            "runner_source_code_url": runner.source_code_url}
+
+    def build(tx: Any) -> None:
+        if new:
+            row = Job.from_raw_data(job.serialize())
+            row.queue = None
+            for name, value in held.items():
+                setattr(row, name, value)
+            tx.save(row, condition=Job.id.does_not_exist())
+        else:
+            tx.update(Job(job.id), actions=[Job.queue.remove()] + [getattr(Job, k).set(v) for k, v in held.items()],
+                      condition=(Job.queue == QUEUED) & Job.finish_timestamp.does_not_exist())
+        tx.update(
+            Runner(runner.token_hash),
+            actions=[Runner.job_id.set(job.id), Runner.job_user_id.set(job.user_id),
+                     Runner.job_settings.set(settings), Runner.job_audio_key.set(job.audio_key or ""),
+                     Runner.job_email_notification.set(bool(job.email_notification)),
+                     Runner.job_file_name.set(job.file_name), Runner.in_process.set(False),
+                     Runner.abort.set(False), Runner.progress.set(0),
+                     Runner.expires_at.set(moment + LEASE_SECONDS)],
+            condition=(Runner.online == ONLINE) & (Runner.session_hash == runner.session_hash)
+            & Runner.job_id.does_not_exist() & (Runner.expires_at > moment + MIN_LEASE_LEFT),
+        )
+
+    announced = [(int(job.user_id), events.JOB_CREATED, int(job.id))] if new else []
     try:
-        with transact_write() as tx:
-            tx.update(
-                Job(job.id),
-                actions=[Job.queue.remove(), Job.runner_key.set(runner.token_hash), Job.runner_id.set(runner.id),
-                         Job.runner_name.set(runner.name), Job.runner_version.set(runner.version),
-                         Job.runner_git_hash.set(runner.git_hash),
-                         Job.runner_source_code_url.set(runner.source_code_url)],
-                condition=(Job.queue == QUEUED) & Job.finish_timestamp.does_not_exist(),
-            )
-            tx.update(
-                Runner(runner.token_hash),
-                actions=[Runner.job_id.set(job.id), Runner.job_user_id.set(job.user_id),
-                         Runner.job_settings.set(settings), Runner.job_audio_key.set(job.audio_key or ""),
-                         Runner.job_email_notification.set(bool(job.email_notification)),
-                         Runner.job_file_name.set(job.file_name), Runner.in_process.set(False),
-                         Runner.abort.set(False), Runner.progress.set(0),
-                         Runner.expires_at.set(moment + LEASE_SECONDS)],
-                condition=(Runner.online == ONLINE) & (Runner.session_hash == runner.session_hash)
-                & Runner.job_id.does_not_exist() & (Runner.expires_at > moment + MIN_LEASE_LEFT),
-            )
+        events.commit(build, *announced, (int(job.user_id), events.JOB_UPDATED, int(job.id)),
+                      held=[(int(job.user_id), int(job.id), runner.token_hash)])
     except TransactWriteError as exc:
         reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
         job_bad = len(reasons) > 0 and reasons[0] not in (None, "None")
@@ -569,23 +598,18 @@ def _try_assign(job: Job, runner: Runner) -> str:
             log.warning("assignment of job %s failed: %s", job.id, exc)
             return "both"
         return "both" if job_bad and runner_bad else "job" if job_bad else "runner" if runner_bad else "both"
-    events.publish(int(job.user_id), events.JOB_UPDATED, int(job.id))
     return "ok"
 
 
 def _fail_queued(job: Job) -> None:
     try:
-        Job(job.id).update(
-            actions=job_store.failed_actions(ABORTED),
-            condition=(Job.queue == QUEUED) & Job.finish_timestamp.does_not_exist(),
-        )
-    except UpdateError as exc:
-        if not _conditional(exc):
-            raise
-        return
+        events.commit(lambda tx: tx.update(Job(job.id), actions=job_store.failed_actions(ABORTED),
+                                           condition=(Job.queue == QUEUED) & Job.finish_timestamp.does_not_exist()),
+                      (int(job.user_id), events.JOB_UPDATED, int(job.id)))
+    except TransactWriteError:
+        return  # no longer queued
     if job.audio_key:
         storage.delete([job.audio_key])
-    events.publish(int(job.user_id), events.JOB_UPDATED, int(job.id))
 
 
 # ------------------------------------------------------------------------------------------
@@ -614,25 +638,30 @@ def _release(runner: Runner, *, go_offline: bool, require_expired: bool = False)
     job = _job_or_none(int(job_id))
     runner_cond = runner_cond & (Runner.job_id == job_id)
     requeued: int | None = None
-    event_for: tuple[int, int] | None = None
+    announced: list[tuple[int, str, int]] = []
+    letting_go: list[events.Holding] = []
+    job_actions: list[Any] = []
+    if job is not None and job.runner_key == runner.token_hash and job.finish_timestamp is None:
+        job_actions = [Job.runner_key.remove()] + [f.remove() for f in job_store.runner_fields()]
+        if job.aborting or runner.abort:
+            job_actions += job_store.failed_actions(ABORTED)
+        else:
+            job_actions += [Job.queue.set(QUEUED)]
+            requeued = int(job.id)
+        announced.append((int(job.user_id), events.JOB_UPDATED, int(job.id)))
+        letting_go.append((int(job.user_id), int(job.id), str(runner.token_hash)))
+
+    def build(tx: Any) -> None:
+        if job is not None and job_actions:
+            tx.update(Job(job.id), actions=job_actions,
+                      condition=(Job.runner_key == runner.token_hash) & Job.finish_timestamp.does_not_exist())
+        tx.update(Runner(runner.token_hash), actions=runner_actions, condition=runner_cond)
+
     try:
-        with transact_write() as tx:
-            if job is not None and job.runner_key == runner.token_hash and job.finish_timestamp is None:
-                clear = [Job.runner_key.remove()] + [f.remove() for f in job_store.runner_fields()]
-                if job.aborting or runner.abort:
-                    actions = clear + job_store.failed_actions(ABORTED)
-                else:
-                    actions = clear + [Job.queue.set(QUEUED)]
-                    requeued = int(job.id)
-                tx.update(Job(job.id), actions=actions,
-                          condition=(Job.runner_key == runner.token_hash) & Job.finish_timestamp.does_not_exist())
-                event_for = (int(job.user_id), int(job.id))
-            tx.update(Runner(runner.token_hash), actions=runner_actions, condition=runner_cond)
+        events.commit(build, *announced, let_go=letting_go)
     except TransactWriteError as exc:
         log.info("releasing runner %s lost a race (%s); leaving it to the next attempt", runner.id, exc)
         return None
-    if event_for is not None:
-        events.publish(event_for[0], events.JOB_UPDATED, event_for[1])
     return requeued
 
 

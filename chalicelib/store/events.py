@@ -9,14 +9,18 @@ one GetItem and sees a consistent log. The item is never deleted: sequence numbe
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute, UnicodeSetAttribute
 from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.condition import size
 from pynamodb.models import Model
 
 from .base import TableMeta, table
+
+if TYPE_CHECKING:
+    from pynamodb.transactions import TransactWrite
 
 # entries are short strings "<epoch seconds> <code> <job id>" (a few bytes: the item's size is
 # what every append and read is billed by)
@@ -31,6 +35,10 @@ class EventLog(Model):
     user_id = NumberAttribute(hash_key=True)
     first_seq = NumberAttribute(default=1)  # sequence number of entries[0]
     entries = ListAttribute(of=UnicodeAttribute, default=list)
+    # "<job id> <runner token hash>" for each of the user's jobs a runner holds: kept by the same
+    # transactions that hand jobs out and take them back, so a reader finds the runner rows whose
+    # progress it reports (progress itself is never written here)
+    running = UnicodeSetAttribute(null=True)
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,7 @@ class Snapshot:
 
     first_seq: int
     entries: list[Entry]
+    running: dict[int, str] = field(default_factory=dict)  # job id → token hash of its runner
 
     @property
     def newest_seq(self) -> int:
@@ -64,7 +73,16 @@ def _snapshot(log: EventLog) -> Snapshot:
     for i, raw in enumerate(log.entries or []):
         at, code, job_id = str(raw).split(" ")
         found.append(Entry(first + i, _EVENTS[code], int(job_id), int(at)))
-    return Snapshot(first, found)
+    running = {}
+    for raw in log.running or ():
+        job_id, _, token_hash = str(raw).partition(" ")
+        running[int(job_id)] = token_hash
+    return Snapshot(first, found, running)
+
+
+def holding(job_id: int, token_hash: str) -> str:
+    """The ``running`` member saying that runner ``token_hash`` holds job ``job_id``."""
+    return f"{int(job_id)} {token_hash}"
 
 
 def append(user_id: int, encoded: list[str]) -> Snapshot:
@@ -75,10 +93,25 @@ def append(user_id: int, encoded: list[str]) -> Snapshot:
     return _snapshot(log)
 
 
+def append_in(tx: "TransactWrite", user_id: int, encoded: list[str], *, cap: int,
+              held: set[str] = frozenset(), let_go: set[str] = frozenset()) -> None:
+    """Append entries as part of the write transaction ``tx``, on condition that the log then
+    holds at most ``cap`` entries (a cancelled transaction tells the caller to trim first); add
+    ``held`` to and remove ``let_go`` from ``running`` (members made by ``holding``)."""
+    room = (EventLog.entries.does_not_exist()) | (size(EventLog.entries) <= cap - len(encoded))
+    actions = [EventLog.entries.set((EventLog.entries | []).append(encoded)),
+               EventLog.first_seq.set(EventLog.first_seq | 1)]
+    if held:
+        actions.append(EventLog.running.add(set(held)))
+    if let_go - set(held):
+        actions.append(EventLog.running.delete(set(let_go) - set(held)))
+    tx.update(EventLog(user_id), condition=room, actions=actions)
+
+
 def drop_oldest(user_id: int, seen: Snapshot, count: int) -> None:
     """Remove the first ``count`` entries of the log ``seen`` (one conditional UpdateItem); does
     nothing if the log changed since (the next append tries again)."""
-    kept = [encode(e.event, e.job_id, e.at) for e in seen.entries[count:]]
+    kept = [encode(e.event, e.job_id, e.at) for e in seen.entries[count:]]  # ``running`` is left as it is
     try:
         EventLog(user_id).update(
             actions=[EventLog.entries.set(kept), EventLog.first_seq.set(seen.first_seq + count)],
@@ -89,9 +122,10 @@ def drop_oldest(user_id: int, seen: Snapshot, count: int) -> None:
             raise
 
 
-def read(user_id: int) -> Snapshot:
-    """The user's log (one eventually consistent GetItem); empty with first_seq 1 if none yet."""
+def read(user_id: int, *, consistent: bool = False) -> Snapshot:
+    """The user's log (one GetItem, eventually consistent unless asked); empty with first_seq 1
+    if none yet."""
     try:
-        return _snapshot(EventLog.get(user_id))
+        return _snapshot(EventLog.get(user_id, consistent_read=consistent))
     except DoesNotExist:
         return Snapshot(1, [])

@@ -28,6 +28,9 @@ class User(Model):
     is_verified = BooleanAttribute(default=False)
     provision_number = NumberAttribute(null=True)
     accepted_tos = JSONAttribute(default=dict)  # str(tos id) → accepted version
+    # whether a default job settings pointer exists (set in the transaction that writes it), so a
+    # submit without settings id reads no settings; None on rows older than this flag: look
+    has_default_settings = BooleanAttribute(null=True, default_for_new=False)
     created_at = UTCDateTime(default=now)
 
 

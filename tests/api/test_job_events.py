@@ -68,7 +68,7 @@ class Response:
     status: int
     content_type: str
     events: list  # sseclient Events (only those with data, as browsers dispatch them)
-    ids: list[str]  # every id: line, including the position-only block
+    ids: list[str]  # every id: line (in full, with any progress state), including id-only blocks
     retry_ms: int | None
     seconds: float
 
@@ -94,7 +94,7 @@ def get_events(base_url: str, *, token: str | None = None, cookie: str | None = 
     received = list(sseclient.SSEClient(chunks()).events()) if r.status_code == 200 else []
     text = b"".join(raw).decode("utf-8")
     retry = re.findall(r"^retry: (\d+)$", text, re.M)
-    return Response(r.status_code, r.headers.get("Content-Type", ""), received, re.findall(r"^id: (\d+)$", text, re.M),
+    return Response(r.status_code, r.headers.get("Content-Type", ""), received, re.findall(r"^id: (\S+)$", text, re.M),
                     int(retry[-1]) if retry else None, time.monotonic() - started)
 
 
@@ -223,3 +223,26 @@ def test_unverified_user_is_403(base_url):
     r = get_events(base_url, cookie=secret)
     assert r.status == 403
     assert r.content_type == "application/json"
+
+
+def test_runner_progress_reaches_a_following_tab_within_a_few_seconds(base_url, api):
+    from tests.jobs_support import RunnerClient, make_runner, submit
+
+    # GIVEN a job in progress on a runner, and a tab following the owner's stream
+    user = new_user()
+    session = tokens.issue_session(user, name="t", admin=False).secret
+    runner = RunnerClient(api, make_runner()[1])
+    runner.register()
+    job_id = int(submit(api, session).body)
+    runner.audio()
+    tab = Tab(base_url, session)
+    tab.connect()
+    assert tab.last_id.endswith(f"~{job_id}:0") and tab.received == []
+    # WHEN the runner reports progress
+    reported = time.monotonic()
+    runner.heartbeat(35)
+    tab.follow(until=lambda: bool(tab.received), timeout=20)
+    # THEN the tab gets job_updated for the job within the live retry, with the new state in its id
+    assert [(e.event, e.data) for e in tab.received] == [("job_updated", str(job_id))]
+    assert time.monotonic() - reported < event_stream.LIVE.retry_ms / 1000 + 2.0
+    assert tab.last_id.endswith(f"~{job_id}:35")

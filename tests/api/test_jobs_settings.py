@@ -122,3 +122,27 @@ def test_settings_ids_are_private(api):
     assert r.status_code == 400
     r = submit(api, owner.token, settings_id=settings_id)
     assert r.status_code == 200
+
+
+def test_new_default_sets_the_owner_flag_and_legacy_rows_still_find_their_default(api):
+    from chalicelib.services import job_settings
+    from chalicelib.store.job_settings import DEFAULT_POINTER, JobSettings
+    from chalicelib.store.users import User
+
+    person = make_user()
+    assert User.get(person.user.id).has_default_settings is False  # new rows: no default, nothing to read
+    settings_id = body(api.post("/api/jobs/submit_settings", json={"model": "turbo"}, token=person.token,
+                                query={"is_new_default": True}))
+    assert User.get(person.user.id).has_default_settings is True
+    job_id = body(submit(api, person.token))
+    info = body(api.get("/api/jobs/info", query={"job_ids": [job_id]}, token=person.token))[0]
+    assert info["settings"]["model"] == "turbo"
+
+    legacy = make_user()  # a row written before the flag existed, with a default pointer
+    User(legacy.user.id).update(actions=[User.has_default_settings.remove()])
+    JobSettings(legacy.user.id, DEFAULT_POINTER, settings={**DEFAULTS, "model": "small"}, default_id=settings_id).save()
+    assert User.get(legacy.user.id).has_default_settings is None
+    assert job_settings.resolve_for_job(legacy.user.id, None, has_default=None).settings["model"] == "small"
+    job_id = body(submit(api, legacy.token))
+    info = body(api.get("/api/jobs/info", query={"job_ids": [job_id]}, token=legacy.token))[0]
+    assert info["settings"]["model"] == "small"

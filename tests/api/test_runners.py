@@ -121,7 +121,7 @@ def test_full_job_cycle_with_email_notification(api, runner, monkeypatch):
     from chalicelib.settings import environment
     assert aws.client("s3").list_objects_v2(Bucket=environment().bucket, Prefix="audio/").get("KeyCount") == 0
     updates = [e.job_id for e in events.read(person.user.id).entries if e.event == "job_updated"]
-    assert updates.count(first) >= 3  # assigned, progress, finished
+    assert updates.count(first) == 2  # assigned, finished (progress is read from the runner row, never logged)
 
 
 def test_retrieve_and_submit_without_a_job(api, runner):
@@ -218,19 +218,27 @@ def test_sweeper_requeues_jobs_of_expired_runners(api, runner, monkeypatch):
     assert schedules.sweep_runners() == {"released": 0, "assigned": 0}
 
 
-def test_heartbeat_progress_events_only_on_change(api, runner):
+def test_heartbeat_progress_reaches_streams_from_the_runner_row(api, runner):
+    from chalicelib.services import event_stream
+
     person = make_user()
     job_id = body(submit(api, person.token))
     runner.audio()
-
-    def updates() -> int:
-        return sum(1 for e in events.read(person.user.id).entries if e.event == "job_updated" and e.job_id == job_id)
-
-    before = updates()
+    before = events.latest_seq(person.user.id)
+    first = event_stream.stream(person.user.id, None)
+    assert f"id: {before}~{job_id}:0\n" in first and "event:" not in first  # a new client learns the state
     runner.heartbeat(10)
     runner.heartbeat(10)
-    runner.heartbeat(20)
-    assert updates() == before + 2
+    assert events.latest_seq(person.user.id) == before  # heartbeats write nothing to the log
+    seen = f"{before}~{job_id}:0"
+    moved = event_stream.stream(person.user.id, before, event_stream.parse_progress(seen))
+    assert moved.count("event: job_updated") == 1 and f"data: {job_id}\n" in moved
+    assert f"id: {before}~{job_id}:10\n" in moved
+    same = event_stream.stream(person.user.id, before, {job_id: 10})
+    assert "event:" not in same  # unchanged progress: no event
+    runner.result(transcript=TRANSCRIPT)
+    done = event_stream.stream(person.user.id, before, {job_id: 10})
+    assert done.count("event: job_updated") == 1 and "~" not in done  # the result event; nothing running
 
 
 @pytest.fixture
@@ -259,10 +267,10 @@ def test_runner_calls_change_their_row_in_the_update_that_authenticates_them(api
     assert dynamodb_calls == ["UpdateItem"]  # lease + "in process"
     dynamodb_calls.clear()
     assert body(runner.heartbeat(40)) == {"abort": False, "job_assigned": True}
-    assert dynamodb_calls == ["UpdateItem", "UpdateItem"]  # lease + progress, then the job_updated event
+    assert dynamodb_calls == ["UpdateItem"]  # lease + progress (streams read it from the row)
     dynamodb_calls.clear()
     runner.heartbeat(40)
-    assert dynamodb_calls == ["UpdateItem"]  # unchanged progress: no event
+    assert dynamodb_calls == ["UpdateItem"]
     [info] = body(api.get("/api/jobs/info", query={"job_ids": job_id}, token=person.token))
     assert info["step"] == "runner_in_progress" and info["progress"] == 40.0
 

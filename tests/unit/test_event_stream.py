@@ -203,3 +203,45 @@ def test_at_the_configured_memory_holding_costs_more_than_reconnecting():
     reconnect = cost_per_hour(Pace(hold_s=0, retry_ms=1000), memory)
     hold = cost_per_hour(Pace(hold_s=20, retry_ms=1000), memory)
     assert reconnect < hold
+
+
+def _counter_bump(tx):
+    """Creates the counter "probe"; refused once it exists."""
+    from chalicelib.store.counters import Counter
+
+    tx.update(Counter("probe"), actions=[Counter.value.add(1)], condition=Counter.name.does_not_exist())
+
+
+def test_commit_writes_the_events_with_the_change_or_not_at_all():
+    from pynamodb.exceptions import TransactWriteError
+
+    from chalicelib.store.counters import Counter
+
+    events.commit(_counter_bump, (USER, events.JOB_CREATED, 1), (USER, events.JOB_UPDATED, 1),
+                  (USER + 1, events.JOB_UPDATED, 2))
+    assert Counter.get("probe").value == 1
+    assert [(e.event, e.job_id) for e in events.read(USER).entries] == [("job_created", 1), ("job_updated", 1)]
+    with pytest.raises(TransactWriteError) as refused:
+        events.commit(_counter_bump, (USER, events.JOB_DELETED, 1))
+    codes = [getattr(r, "code", None) for r in refused.value.cancellation_reasons]
+    assert codes[0] == "ConditionalCheckFailed"  # the caller's item keeps its index
+    assert Counter.get("probe").value == 1 and events.latest_seq(USER) == 2  # no event for a refused change
+
+
+def test_commit_into_a_full_log_trims_it_and_retries(monkeypatch):
+    monkeypatch.setattr(events, "MAX_ENTRIES", 8)
+    for job_id in range(8):
+        events.publish(USER, events.JOB_UPDATED, job_id)
+    assert len(events.read(USER).entries) == 8
+    events.commit(lambda tx: None, (USER, events.JOB_CREATED, 99), (USER, events.JOB_UPDATED, 99))
+    log = events.read(USER)
+    assert len(log.entries) <= 8 and log.newest_seq == 10
+    assert [e.job_id for e in log.entries][-2:] == [99, 99]
+
+
+def test_a_reader_drops_entries_long_past_retention():
+    events.commit(lambda tx: None, (USER, events.JOB_CREATED, 1), (USER, events.JOB_UPDATED, 1))
+    _age_log(USER, events.RETENTION_SECONDS + events.TRIM_SLACK_SECONDS + 1)
+    event_stream.stream(USER, None)
+    log = events.read(USER)
+    assert log.entries == [] and log.first_seq == 3  # numbering kept: the next event is 3
