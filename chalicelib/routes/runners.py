@@ -52,7 +52,7 @@ def retrieve_job_audio(call: Call) -> Response:
 
 
 @router.route("/submit_job_result", "POST", gate="runner+S", query=SessionQuery, body=RunnerSubmitResultRequest,
-              response=str, errors={400: "This runner is not processing a job"})
+              response=str, lease_work=runners.defer_lease, errors={400: "This runner is not processing a job"})
 def submit_job_result(call: Call) -> str:
     """Submit the transcript (all five formats) or an error message for the processed job.
 

@@ -105,7 +105,7 @@ def result_upload(call: Call) -> ResultUploadResponse:
 
 
 @router.route("/runners/submit_uploaded_result", "POST", gate="runner+S", query=SessionQuery,
-              body=SubmitUploadedResultRequest, response=str, extension=True,
+              body=SubmitUploadedResultRequest, response=str, extension=True, lease_work=runners.defer_lease,
               errors={400: "Not processing a job, or the key is not this job's upload"})
 def submit_uploaded_result(call: Call) -> str:
     """Like ``submit_job_result``, with the result JSON read from the uploaded object ``key``."""

@@ -26,7 +26,7 @@ from ..settings import get_settings
 from ..store import jobs as store
 from ..store import runners as runner_store
 from ..store.base import now
-from ..store.counters import next_id
+from ..store.counters import JOB, Counter, allocate
 from ..store.jobs import QUEUED, Job
 from ..store.runners import Runner
 from . import events, job_settings, runners
@@ -132,17 +132,19 @@ def submit_job(*, user_id: int, file_name: str, content_type: str | None, data: 
     if not is_media_type(content_type):
         raise errors.UnsupportedMediaType("The uploaded file must have an audio/* or video/* content type")
     resolved = job_settings.resolve_for_job(user_id, settings_id, has_default=has_default_settings)
-    job_id = next_id("job")
-    key = storage.audio_key(job_id)
+    ids = allocate(JOB)
+    key = storage.audio_key(int(ids.value))
     storage.put(key, data, content_type=str(content_type))
-    return _create(job_id=job_id, user_id=user_id, file_name=file_name, audio_key=key, resolved=resolved)
+    return _create(ids, user_id=user_id, file_name=file_name, audio_key=key, resolved=resolved)
 
 
-def _create(*, job_id: int, user_id: int, file_name: str, audio_key: str, resolved: job_settings.Resolved) -> int:
+def _create(ids: Counter, *, user_id: int, file_name: str, audio_key: str, resolved: job_settings.Resolved) -> int:
+    """Write the job whose id ``ids`` (the job counter) just handed out; returns the id."""
+    job_id = int(ids.value)
     job = Job(job_id, user_id=user_id, file_name=file_name, creation_timestamp=now(),
               job_settings_id=resolved.settings_id, settings=resolved.settings,
               email_notification=resolved.email_notification, audio_key=audio_key, queue=QUEUED)
-    runners.place_new_job(job)
+    runners.place_new_job(job, queue_generation=ids.generation_or_zero)
     return job_id
 
 
@@ -503,5 +505,4 @@ def complete_upload(user_id: int, upload_id: str, parts: list[tuple[int, str]], 
         storage.delete([key])
         raise errors.UnsupportedMediaType("The file must have an audio/* or video/* content type")
     file_name = unquote(stored.metadata.get("file-name", "")) or "upload"
-    job_id = next_id("job")
-    return _create(job_id=job_id, user_id=user_id, file_name=file_name, audio_key=key, resolved=resolved)
+    return _create(allocate(JOB), user_id=user_id, file_name=file_name, audio_key=key, resolved=resolved)

@@ -7,7 +7,9 @@ For ``runner+S`` the check is one conditional UpdateItem that also extends the r
 lease, so an idle heartbeat costs a single DynamoDB request, and that carries the route's own
 change to the runner row where it declares one (``lease_work``: a heartbeat's progress, the
 "processing" mark of retrieve_job_audio), so those calls cost one request as well. The row is read
-only when the lease cannot be extended, to tell the caller which check failed.
+only when the lease cannot be extended, to tell the caller which check failed. A route whose own
+transaction rewrites the row (``submit_job_result``: ``runners.DEFER_LEASE``) is authenticated by
+reading the row instead, and its transaction extends the lease on the same conditions.
 """
 from __future__ import annotations
 
@@ -50,7 +52,11 @@ def check(call: Any, with_session: bool) -> None:
         raise errors.ValidationFailed(
             [{"type": "missing", "loc": ["query", "session_token"], "msg": "Field required", "input": None}]
         )
-    principal = runners.refresh_lease(token_hash, tokens.hash_secret(session[:MAX_SECRET]), call.lease_work)
+    session_hash = tokens.hash_secret(session[:MAX_SECRET])
+    if call.lease_work is runners.DEFER_LEASE:
+        principal = runners.read_lease(token_hash, session_hash)
+    else:
+        principal = runners.refresh_lease(token_hash, session_hash, call.lease_work)
     if principal is not None:
         call.principal = principal
         return

@@ -28,7 +28,7 @@ from ..schemas.runners import HeartbeatResponse, RegisteredResponse, RunnerJobIn
 from ..store import jobs as job_store
 from ..store import runners as store
 from ..store.base import now
-from ..store.counters import next_id
+from ..store.counters import JOB, next_id, raise_generation
 from ..store.jobs import QUEUED, Job
 from ..store.runners import ONLINE, Runner
 from . import events, tokens
@@ -53,10 +53,14 @@ class RunnerPrincipal:
     """An authenticated runner call; ``runner`` is the row as of the gate's lease refresh.
 
     ``replaced`` holds the previous values of the attributes the gate's ``LeaseWork`` set; it is
-    empty when the gate refreshed the lease alone."""
+    empty when the gate refreshed the lease alone. ``lease_deferred``: the gate only read the row
+    (``DEFER_LEASE``), together with the job counter's ``queue_generation``; the handler's own
+    transaction must extend the lease on the authentication's conditions."""
 
     runner: Runner
     replaced: dict[str, Any] = field(default_factory=dict)
+    lease_deferred: bool = False
+    queue_generation: int | None = None
 
     @property
     def token_hash(self) -> str:
@@ -72,6 +76,9 @@ class LeaseWork:
 
     sets: dict[str, Any]  # Runner attribute name -> new value
     condition: Any
+
+
+DEFER_LEASE = LeaseWork({}, None)
 
 
 def _not_aborted() -> Any:
@@ -94,6 +101,12 @@ def report_progress(body: Any) -> LeaseWork | None:
         return None
     return LeaseWork({"progress": progress},
                      Runner.job_id.exists() & (Runner.in_process == True) & _not_aborted())  # noqa: E712
+
+
+def defer_lease(_body: Any) -> LeaseWork:
+    """Lease work of ``submit_job_result``: none at the gate, which authenticates by reading the
+    row (and the queue generation) instead; the result's transaction extends the lease."""
+    return DEFER_LEASE
 
 
 def mark_processing(_body: Any) -> LeaseWork:
@@ -165,6 +178,36 @@ def refresh_lease(token_hash: str, session_hash: str, work: LeaseWork | None = N
             return RunnerPrincipal(_assign(row, {**lease, **work.sets}), replaced)
     row = _set_returning_previous(token_hash, lease, authentic)
     return None if row is None else RunnerPrincipal(_assign(row, lease))
+
+
+def read_lease(token_hash: str, session_hash: str) -> RunnerPrincipal | None:
+    """Authenticate a ``DEFER_LEASE`` call by reading: the runner row and the job counter in one
+    TransactGetItems (the row alone if that is refused by a concurrent transaction). None if any
+    check fails."""
+    from pynamodb.exceptions import DoesNotExist, TransactGetError
+
+    from ..store.base import transact_get
+    from ..store.counters import Counter
+
+    generation: int | None = None
+    try:
+        with transact_get() as tx:
+            row_future = tx.get(Runner, token_hash)
+            counter_future = tx.get(Counter, JOB)
+    except TransactGetError:
+        row = store.get(token_hash)
+    else:
+        try:
+            row = row_future.get()
+        except DoesNotExist:
+            return None
+        try:
+            generation = counter_future.get().generation_or_zero
+        except DoesNotExist:
+            generation = 0
+    if row is None or not is_live(row) or row.session_hash != session_hash:
+        return None
+    return RunnerPrincipal(row, lease_deferred=True, queue_generation=generation)
 
 
 def _set_returning_previous(token_hash: str, values: dict[str, Any], condition: Any) -> Runner | None:
@@ -408,12 +451,18 @@ def submit_result(principal: RunnerPrincipal, *, error_msg: str | None, transcri
     else:
         job_actions += [Job.downloaded.set(False), Job.has_transcript.set(True)]
     user_id = int(runner.job_user_id)
+    runner_actions = [f.remove() for f in store.job_fields()]
+    runner_cond = Runner.job_id == job_id
+    if principal.lease_deferred:  # the gate only read the row: authenticate and extend the lease here
+        moment = clock()
+        runner_actions.append(Runner.expires_at.set(moment + LEASE_SECONDS))
+        runner_cond = runner_cond & (Runner.online == ONLINE) & (Runner.session_hash == runner.session_hash) \
+            & (Runner.expires_at > moment)
 
     def build(tx: Any) -> None:
         tx.update(Job(job_id), actions=job_actions,
                   condition=(Job.runner_key == runner.token_hash) & Job.finish_timestamp.does_not_exist())
-        tx.update(Runner(runner.token_hash), actions=[f.remove() for f in store.job_fields()],
-                  condition=Runner.job_id == job_id)
+        tx.update(Runner(runner.token_hash), actions=runner_actions, condition=runner_cond)
 
     try:
         events.commit(build, (user_id, events.JOB_UPDATED, job_id), let_go=[(user_id, job_id, runner.token_hash)])
@@ -426,19 +475,32 @@ def submit_result(principal: RunnerPrincipal, *, error_msg: str | None, transcri
             _clear_job(runner, job_id)
             _after_idle(runner)
             return "Success"
+        if principal.lease_deferred:
+            current = store.get(runner.token_hash)
+            if current is not None and not is_live(current):
+                forget_expired(current)
+                raise errors.Forbidden("This runner is not registered as online") from None
         raise errors.BadRequest("This runner is not processing a job") from None
     if runner.job_audio_key:
         storage.delete([runner.job_audio_key])
     if runner.job_email_notification:
         _notify(user_id, job_id, runner.job_file_name or "", error_msg if failed else None)
-    _after_idle(runner)
+    if principal.lease_deferred:
+        runner.expires_at = moment + LEASE_SECONDS
+    _after_idle(runner, queue_generation=principal.queue_generation)
     return "Success"
 
 
-def _after_idle(runner: Runner) -> None:
+def _after_idle(runner: Runner, *, queue_generation: int | None = None) -> None:
+    """The runner let go of its job: look for the next one (spec §6.3 trigger), unless the queue
+    generation read with the row (``queue_generation``) is the one the runner noted when it got
+    its job: then no job was queued since, and the queue was empty then (see ``place_new_job``)."""
+    noted = runner.queue_generation
     for attribute in store.job_fields():
         setattr(runner, attribute.attr_name, None)
-    assign_pending(idle_runner=runner)
+    if queue_generation is not None and noted is not None and int(noted) == queue_generation:
+        return
+    assign_pending(idle_runner=runner, queue_generation=queue_generation)
 
 
 def _store_transcript(job_id: int, transcript: dict[str, Any]) -> None:
@@ -481,11 +543,17 @@ def _clear_job(runner: Runner, job_id: int) -> None:
 
 
 def assign_pending(*, new_job: Job | None = None, idle_runner: Runner | None = None,
-                   max_assignments: int = 1) -> list[int]:
+                   max_assignments: int = 1, queue_generation: int | None = None) -> list[int]:
     """Hand the oldest pending jobs to the highest-priority idle runners; returns the job ids.
 
     Strict FIFO by job id; priority only picks the runner. ``new_job``/``idle_runner`` are rows the
-    caller just wrote: indexes are eventually consistent and might not show them yet."""
+    caller just wrote: indexes are eventually consistent and might not show them yet.
+
+    A runner that has just become idle (``idle_runner``, one assignment) takes the oldest pending
+    job itself, without looking for idle runners of higher priority: any such runner would have
+    taken the job already, except in the moment of a race, and then it merely waits for the next
+    job. If that job was the whole queue and the caller read the queue generation
+    (``queue_generation``) before looking, the runner notes it (see ``place_new_job``)."""
     moment = clock()
     hinted = idle_runner is not None and idle_runner.job_id is None and is_live(idle_runner, moment + MIN_LEASE_LEFT)
     first_page: list[Job] | None = None
@@ -495,6 +563,18 @@ def assign_pending(*, new_job: Job | None = None, idle_runner: Runner | None = N
         first_page = _pending(new_job, set(), limit=page)
         if not first_page:
             return []
+    if hinted and idle_runner is not None and max_assignments == 1:
+        whole_queue = len(first_page or []) == 1 and queue_generation is not None
+        for job in first_page or []:
+            if job.aborting:
+                _fail_queued(job)
+                continue
+            outcome = _try_assign(job, idle_runner, generation=queue_generation if whole_queue else None)
+            if outcome == "ok":
+                return [int(job.id)]
+            if outcome in ("runner", "both"):
+                return []
+        return []
     idle = {r.token_hash: r for r in store.idle_after(moment + MIN_LEASE_LEFT)}
     if hinted and idle_runner is not None:
         idle.setdefault(idle_runner.token_hash, idle_runner)
@@ -537,27 +617,37 @@ def _pending(new_job: Job | None, seen: set[int], *, limit: int) -> list[Job]:
     return [found[k] for k in sorted(found)][:limit]
 
 
-def place_new_job(job: Job) -> None:
+def place_new_job(job: Job, *, queue_generation: int) -> None:
     """Write a new job (an unsaved, queued ``Job``) together with its events: straight to the
     highest-priority idle runner if there is one, else into the queue. One transaction either way.
+
+    ``queue_generation``: the job counter's queue generation read when the job's id was taken.
+    A runner given the job directly notes it; when it finishes, it looks at the queue only if the
+    generation moved since (see ``_after_idle``). So a job queued while runners are online raises
+    the generation (one more UpdateItem), after it is in the queue.
 
     The queue is not read first: it is empty whenever a runner is idle, except in the moment
     between a runner freeing up (or a job being put back) and that trigger's own look at the
     queue. A new job arriving in that moment may start before the older one, which is then
     handed out by the next trigger or the sweeper; it is delayed, never lost or doubled."""
     moment = clock()
-    idle = sorted(store.idle_after(moment + MIN_LEASE_LEFT), key=lambda r: (-int(r.priority or 0), int(r.id)))
+    online = store.online_after(moment + MIN_LEASE_LEFT)
+    idle = sorted((r for r in online if r.job_id is None), key=lambda r: (-int(r.priority or 0), int(r.id)))
     for runner in idle[:3]:
-        if _try_assign(job, runner, new=True) == "ok":
+        if _try_assign(job, runner, new=True, generation=queue_generation) == "ok":
             return
     events.commit(lambda tx: tx.save(job, condition=Job.id.does_not_exist()),
                   (int(job.user_id), events.JOB_CREATED, int(job.id)))
+    if online:
+        raise_generation(JOB)  # busy runners look at the queue when they finish
 
 
-def _try_assign(job: Job, runner: Runner, *, new: bool = False) -> str:
+def _try_assign(job: Job, runner: Runner, *, new: bool = False, generation: int | None = None) -> str:
     """One transaction: job queued → held by runner; runner idle → holding job. "ok" or who failed.
 
-    ``new``: ``job`` is not written yet and is created already held (with its ``job_created``)."""
+    ``new``: ``job`` is not written yet and is created already held (with its ``job_created``).
+    ``generation``: a queue generation at which the queue was known empty apart from this job;
+    the runner notes it (see ``place_new_job``)."""
     moment = clock()
     settings = job.settings if job.settings is not None else application_defaults().model_dump(mode="json")
     held = {"runner_key": runner.token_hash, "runner_id": runner.id, "runner_name": runner.name,
@@ -581,7 +671,8 @@ def _try_assign(job: Job, runner: Runner, *, new: bool = False) -> str:
                      Runner.job_email_notification.set(bool(job.email_notification)),
                      Runner.job_file_name.set(job.file_name), Runner.in_process.set(False),
                      Runner.abort.set(False), Runner.progress.set(0),
-                     Runner.expires_at.set(moment + LEASE_SECONDS)],
+                     Runner.expires_at.set(moment + LEASE_SECONDS)]
+            + ([Runner.queue_generation.set(generation)] if generation is not None else []),
             condition=(Runner.online == ONLINE) & (Runner.session_hash == runner.session_hash)
             & Runner.job_id.does_not_exist() & (Runner.expires_at > moment + MIN_LEASE_LEFT),
         )
@@ -662,6 +753,8 @@ def _release(runner: Runner, *, go_offline: bool, require_expired: bool = False)
     except TransactWriteError as exc:
         log.info("releasing runner %s lost a race (%s); leaving it to the next attempt", runner.id, exc)
         return None
+    if requeued is not None:
+        raise_generation(JOB)  # busy runners look at the queue when they finish
     return requeued
 
 

@@ -64,6 +64,7 @@ class Runner(Model):
     in_process = BooleanAttribute(null=True)  # fetched the audio
     abort = BooleanAttribute(null=True)  # the owner asked to abort the job
     progress = NumberAttribute(null=True)
+    queue_generation = NumberAttribute(null=True)  # queue generation when it got the job, if known
 
     by_id = RunnersById()
     online_index = OnlineRunners()
@@ -73,7 +74,7 @@ def job_fields() -> list:
     """Attributes describing the held job, removed when the runner lets go of it."""
     return [Runner.job_id, Runner.job_user_id, Runner.job_settings, Runner.job_audio_key,
             Runner.job_email_notification, Runner.job_file_name, Runner.in_process, Runner.abort,
-            Runner.progress]
+            Runner.progress, Runner.queue_generation]
 
 
 def online_fields() -> list:

@@ -314,3 +314,53 @@ def test_priority_decides_which_idle_runner_gets_the_job(api):
     assert [body(c.heartbeat())["job_assigned"] for c in clients] == [False, True, False]
     submit(api, person.token)
     assert [body(c.heartbeat())["job_assigned"] for c in clients] == [False, True, True]
+
+
+def test_a_result_looks_at_the_queue_only_when_it_moved(api, runner, dynamodb_calls):
+    from chalicelib.store.counters import JOB, Counter
+
+    person = make_user()
+    first = body(submit(api, person.token))  # straight to the idle runner, no queue involved
+    runner.audio()
+    dynamodb_calls.clear()
+    assert body(runner.result(transcript=TRANSCRIPT)) == "Success"
+    assert dynamodb_calls == ["TransactGetItems", "TransactWriteItems"]  # runner row + queue generation; result
+    # a job queued while the runner is busy raises the generation: the runner finds it when it finishes
+    second = body(submit(api, person.token))
+    runner.audio()
+    before = Counter.get(JOB).generation_or_zero
+    third = body(submit(api, person.token))
+    assert Counter.get(JOB).generation_or_zero == before + 1
+    dynamodb_calls.clear()
+    assert body(runner.result(transcript=TRANSCRIPT)) == "Success"
+    assert "Query" in dynamodb_calls
+    assert body(runner.job_info())["id"] == third
+    infos = body(api.get("/api/jobs/info", query={"job_ids": [first, second]}, token=person.token))
+    assert [i["step"] for i in infos] == ["success", "success"]
+
+
+def test_a_job_put_back_in_the_queue_reaches_a_busy_runner_when_it_finishes(api, runner):
+    person = make_user()
+    first = body(submit(api, person.token))
+    runner.audio()
+    other = RunnerClient(api, make_runner()[1])
+    other.register()
+    second = body(submit(api, person.token))  # the other runner holds it ...
+    assert body(other.job_info())["id"] == second
+    assert body(other.unregister()) == "Success"  # ... and lets it go: back in the queue
+    assert body(runner.result(transcript=TRANSCRIPT)) == "Success"
+    assert body(runner.job_info())["id"] == second
+    [info] = body(api.get("/api/jobs/info", query={"job_ids": first}, token=person.token))
+    assert info["step"] == "success"
+
+
+def test_result_with_a_wrong_session_or_after_expiry_is_403(api, runner, monkeypatch):
+    person = make_user()
+    body(submit(api, person.token))
+    runner.audio()
+    r = runner.call("POST", "/api/runners/submit_job_result", query={"session_token": "wrong"},
+                    json={"transcript": TRANSCRIPT, "error_msg": None})
+    assert r.status_code == 403 and "session" in body(r)["detail"]
+    Clock(monkeypatch).advance(61)
+    r = runner.result(transcript=TRANSCRIPT)
+    assert r.status_code == 403 and "online" in body(r)["detail"]
