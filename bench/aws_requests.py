@@ -144,7 +144,7 @@ def main() -> None:
     print("\nper job lifecycle (DynamoDB):")
     print(f"  Wisp job path (jobs, runners, settings, ids): {jobs_path} (goal ≤ {GOAL_PER_JOB}: "
           f"{'met' if jobs_path <= GOAL_PER_JOB else 'MISSED'})")
-    print(f"  + user authentication (token and user in one TransactGetItems, 2 user calls): {totals['user-auth']}")
+    print(f"  + user authentication (token and user in one BatchGetItem, 2 user calls): {totals['user-auth']}")
     print(f"  + SSE event log writes of their own (progress heartbeats; other events ride in the job "
           f"path's transactions): {totals['sse-events']}")
     all_dynamo = jobs_path + totals['user-auth'] + totals['sse-events']

@@ -182,31 +182,14 @@ def refresh_lease(token_hash: str, session_hash: str, work: LeaseWork | None = N
 
 def read_lease(token_hash: str, session_hash: str) -> RunnerPrincipal | None:
     """Authenticate a ``DEFER_LEASE`` call by reading: the runner row and the job counter in one
-    TransactGetItems (the row alone if that is refused by a concurrent transaction). None if any
-    check fails."""
-    from pynamodb.exceptions import DoesNotExist, TransactGetError
-
-    from ..store.base import transact_get
+    strongly consistent BatchGetItem. None if any check fails."""
+    from ..store.base import get_together
     from ..store.counters import Counter
 
-    generation: int | None = None
-    try:
-        with transact_get() as tx:
-            row_future = tx.get(Runner, token_hash)
-            counter_future = tx.get(Counter, JOB)
-    except TransactGetError:
-        row = store.get(token_hash)
-    else:
-        try:
-            row = row_future.get()
-        except DoesNotExist:
-            return None
-        try:
-            generation = counter_future.get().generation_or_zero
-        except DoesNotExist:
-            generation = 0
-    if row is None or not is_live(row) or row.session_hash != session_hash:
+    row, counter = get_together((Runner, token_hash), (Counter, JOB), consistent=True)
+    if not isinstance(row, Runner) or not is_live(row) or row.session_hash != session_hash:
         return None
+    generation = counter.generation_or_zero if isinstance(counter, Counter) else 0
     return RunnerPrincipal(row, lease_deferred=True, queue_generation=generation)
 
 

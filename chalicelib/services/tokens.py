@@ -2,7 +2,7 @@
 
 A user token's secret is ``<user id>.<43 random characters>``. The id is not a credential (the
 whole secret is hashed and looked up), it only lets authentication fetch the token and its user
-in one TransactGetItems instead of two reads one after the other. Secrets without the prefix
+in one BatchGetItem instead of two reads one after the other. Secrets without the prefix
 (issued before it existed) still work, with two reads.
 """
 from __future__ import annotations
@@ -13,11 +13,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pynamodb.exceptions import DoesNotExist, TransactGetError, TransactWriteError, UpdateError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 
 
 from ..settings import get_settings
-from ..store.base import now, transact_get, transact_write
+from ..store.base import get_together, now, transact_write
 from ..store.counters import next_id
 from ..store.tokens import Token
 from ..store.users import User
@@ -92,11 +92,11 @@ def find_with_user(secret: str, *, with_user: bool = True) -> tuple[Token, User 
     token_hash = hash_secret(secret)
     hint = user_hint(secret) if with_user else None
     user: User | None = None
-    pair = _read_pair(token_hash, hint) if hint is not None else None
-    if pair is not None:
-        token, user = pair
-        if token is None:
+    if hint is not None:
+        found_token, user = _read_pair(token_hash, hint)
+        if found_token is None:
             return None
+        token = found_token
     else:
         try:
             token = Token.get(token_hash)
@@ -112,24 +112,10 @@ def find_with_user(secret: str, *, with_user: bool = True) -> tuple[Token, User 
     return token, user
 
 
-def _read_pair(token_hash: str, user_id: int) -> tuple[Token | None, User | None] | None:
-    """Token and user in one TransactGetItems; None if the transaction was cancelled (a
-    concurrent transactional write on one of the items): the caller then reads them one by one."""
-    try:
-        with transact_get() as tx:
-            token_future = tx.get(Token, token_hash)
-            user_future = tx.get(User, user_id)
-    except TransactGetError:
-        return None
-    try:
-        token: Token | None = token_future.get()
-    except Token.DoesNotExist:
-        token = None
-    try:
-        user: User | None = user_future.get()
-    except User.DoesNotExist:
-        user = None
-    return token, user
+def _read_pair(token_hash: str, user_id: int) -> tuple[Token | None, User | None]:
+    """Token and user in one BatchGetItem (eventually consistent, as single reads would be)."""
+    token, user = get_together((Token, token_hash), (User, user_id))
+    return token, user  # type: ignore[return-value]
 
 
 def needs_rotation(token: Token) -> bool:

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from typing import TypeVar
+
 from pynamodb.attributes import UTCDateTimeAttribute
+from pynamodb.models import Model
 
 from ..settings import environment
 
 _env = environment()
+M = TypeVar("M", bound=Model)
 
 
 def table(name: str) -> str:
@@ -44,16 +48,53 @@ def transact_write(**kwargs: object) -> "TransactWrite":
     return TransactWrite(connection=Counter._get_connection().connection, **kwargs)  # type: ignore[arg-type]
 
 
-def transact_get() -> "TransactGet":
-    """A PynamoDB read transaction (items of any tables, strongly consistent, one request)."""
-    from pynamodb.transactions import TransactGet
+def get_together(*wanted: tuple[type[M], object], consistent: bool = False) -> list[M | None]:
+    """Items of several tables by hash key in one BatchGetItem; None for each that does not exist.
 
+    Billed like separate GetItems (0.5 RRU per 4 KB eventually consistent, 1 strongly), unlike
+    TransactGetItems (2 RRU per item). Keys DynamoDB leaves unprocessed (throttling) are asked
+    for again, a few times, then read one by one."""
     from .counters import Counter
 
-    return TransactGet(connection=Counter._get_connection().connection)  # type: ignore[arg-type]
+    client = Counter._get_connection().connection.client
+    requests: dict[str, dict] = {}
+    slots: dict[tuple[str, str], int] = {}
+    key_names: dict[str, str] = {}
+    for index, (model, hash_key) in enumerate(wanted):
+        key = model.get_operation_kwargs_from_class(hash_key)
+        table = key["TableName"]
+        key_names[table] = model._hash_key_attribute().attr_name
+        requests.setdefault(table, {"Keys": [], "ConsistentRead": consistent})["Keys"].append(key["Key"])
+        slots[(table, repr(key["Key"][key_names[table]]))] = index
+
+    def slot(table: str, item: dict) -> int | None:
+        return slots.get((table, repr(item.get(key_names[table]))))
+
+    found: list = [None] * len(wanted)
+    for _attempt in range(3):
+        response = client.batch_get_item(RequestItems=requests)
+        for table, items in response.get("Responses", {}).items():
+            for item in items:
+                index = slot(table, item)
+                if index is not None:
+                    found[index] = wanted[index][0].from_raw_data(item)
+        requests = response.get("UnprocessedKeys") or {}
+        if not requests:
+            return found
+    for table, pending in requests.items():  # still unprocessed: one by one
+        for key in pending["Keys"]:
+            index = slot(table, key)
+            if index is None:
+                continue
+            model, hash_key = wanted[index]
+            try:
+                found[index] = model.get(hash_key, consistent_read=consistent)
+            except model.DoesNotExist:
+                found[index] = None
+    return found
 
 
 from typing import TYPE_CHECKING  # noqa: E402
 
 if TYPE_CHECKING:
-    from pynamodb.transactions import TransactGet, TransactWrite
+    from pynamodb.transactions import TransactWrite

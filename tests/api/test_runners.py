@@ -324,7 +324,7 @@ def test_a_result_looks_at_the_queue_only_when_it_moved(api, runner, dynamodb_ca
     runner.audio()
     dynamodb_calls.clear()
     assert body(runner.result(transcript=TRANSCRIPT)) == "Success"
-    assert dynamodb_calls == ["TransactGetItems", "TransactWriteItems"]  # runner row + queue generation; result
+    assert dynamodb_calls == ["BatchGetItem", "TransactWriteItems"]  # runner row + queue generation; result
     # a job queued while the runner is busy raises the generation: the runner finds it when it finishes
     second = body(submit(api, person.token))
     runner.audio()
