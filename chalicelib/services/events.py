@@ -18,14 +18,16 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import itertools
+import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from pynamodb.exceptions import TransactWriteError
 
+from ..errors import ServiceUnavailable
 from ..store import events as store
-from ..store.base import transact_write
+from ..store.base import CONFLICT_ATTEMPTS, transact_write
 from ..store.events import Entry, Snapshot
 
 if TYPE_CHECKING:
@@ -87,7 +89,9 @@ def commit(build: Callable[["TransactWrite"], None], *found: tuple[int, str, int
 
     The log items come after the caller's items, so the caller reads the cancellation reasons of
     its own items by their usual index; a ``TransactWriteError`` propagates as from the plain
-    transaction. Only a refusal caused by a full log is handled here: trim it, then retry once."""
+    transaction. Two refusals are handled here: a full log (trim it, retry once), and a conflict
+    with another transaction on one of the items (a user's log is shared by all their jobs: two
+    results at the same moment meet there), retried after a short random pause."""
     by_user: dict[int, list[tuple[str, int]]] = {}
     for user_id, event, job_id in found:
         by_user.setdefault(int(user_id), []).append((event, int(job_id)))
@@ -96,7 +100,8 @@ def commit(build: Callable[["TransactWrite"], None], *found: tuple[int, str, int
         for user_id, job_id, token_hash in pairs:
             by_user.setdefault(int(user_id), [])
             holds.setdefault(int(user_id), (set(), set()))[index].add(store.holding(job_id, token_hash))
-    for attempt in (1, 2):
+    trimmed = False
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
         moment = int(time.time())
         try:
             with transact_write() as tx:
@@ -108,10 +113,17 @@ def commit(build: Callable[["TransactWrite"], None], *found: tuple[int, str, int
             return
         except TransactWriteError as exc:
             codes = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
+            failed = [code for code in codes if code not in (None, "None")]
+            if failed and all(code == "TransactionConflict" for code in failed):
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise ServiceUnavailable() from exc  # 503: nothing was written, the caller may retry
+                time.sleep(random.uniform(0.005, 0.02) * 2 ** attempt)
+                continue
             mine, logs = codes[:len(codes) - len(by_user)], codes[len(codes) - len(by_user):]
             full = [uid for uid, code in zip(by_user, logs) if code == "ConditionalCheckFailed"]
-            if attempt == 2 or not full or any(code not in (None, "None") for code in mine):
+            if trimmed or not full or any(code not in (None, "None") for code in mine):
                 raise
+            trimmed = True
             for user_id in full:
                 log = store.read(user_id, consistent=True)
                 trim_if_due(user_id, log, force_room=len(by_user[user_id]))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from typing import TypeVar
+import random
+from typing import Any, TypeVar
 
 from pynamodb.attributes import UTCDateTimeAttribute
 from pynamodb.models import Model
@@ -29,6 +30,35 @@ class TableMeta:
     host = _env.endpoint_url
     billing_mode = "PAY_PER_REQUEST"
     max_retry_attempts = 4
+
+
+CONFLICT_ATTEMPTS = 5
+
+
+def retry_write_conflicts(response: Any = None, attempts: int = 1, **_kw: Any) -> float | None:
+    """botocore ``needs-retry`` handler: a single-item write that met a transaction in progress on
+    its item (``TransactionConflictException``; botocore does not retry it) is tried again after a
+    short random pause. The item's transactions are short, so a few tries suffice."""
+    if response is None:
+        return None
+    parsed = response[1] if isinstance(response, tuple) and len(response) > 1 else {}
+    code = (parsed or {}).get("Error", {}).get("Code")
+    if code == "TransactionConflictException" and attempts < CONFLICT_ATTEMPTS:
+        return random.uniform(0.005, 0.02) * 2 ** attempts
+    return None
+
+
+def _install_conflict_retry() -> None:
+    """Every botocore session created from now on (PynamoDB makes one per thread, boto3 one per
+    session) registers ``retry_write_conflicts``; no client exists yet when this runs."""
+    from botocore import handlers
+
+    entry = ("needs-retry.dynamodb", retry_write_conflicts)
+    if entry not in handlers.BUILTIN_HANDLERS:
+        handlers.BUILTIN_HANDLERS.append(entry)
+
+
+_install_conflict_retry()
 
 
 def now() -> datetime:
