@@ -12,7 +12,8 @@ a response reads those runner rows and sends ``job_updated`` for each job whose 
 since the client's last response. The progress the client has seen travels in the SSE id, after
 the sequence number: ``id: 42~7:35,9:0`` = "event 42 seen; job 7 was at 35 %, job 9 at 0 %".
 
-The pace adapts to what is going on. A user with recent events or a running job is *live* and comes back every 3 seconds; a quiet tab is *idle* and
+The pace adapts to what is going on. A user with recent events or with work in flight (a job a
+runner holds, or one waiting in the queue) is *live* and comes back every 3 seconds; a quiet tab is *idle* and
 comes back every half minute. The arithmetic behind the numbers is in ``docs/events.md``;
 in short, with 1024 MB Lambdas every second a response is held open costs as much as 3-4 extra
 requests, so reconnecting is cheaper than holding for every latency we care about, and the
@@ -39,6 +40,7 @@ class Pace:
 # Every tuning knob of the stream, in one place (docs/events.md derives the cost from these).
 POLL_INTERVAL_S = 1.0  # while holding: look at the log this often
 LIVE_WINDOW_S = 300  # a user whose newest event is younger than this is "live"
+IN_FLIGHT_LIMIT_S = 6 * 3600  # a job waiting longer than this without any event keeps no tab live
 LIVE = Pace(hold_s=0.0, retry_ms=3_000)  # events reach a live user within ~3 s (~$0.006/hour)
 IDLE = Pace(hold_s=0.0, retry_ms=30_000)  # an idle tab costs ~$0.017/day (docs/events.md)
 MAX_HOLD_S = 25.0  # API Gateway cuts integrations at 29 s; a response must end well before
@@ -92,7 +94,7 @@ def stream(user_id: int, position: int | None, seen_progress: dict[int, int] | N
     moved = [job for job, pct in progress.items() if seen_progress is not None and job in seen_progress
              and seen_progress[job] != pct]
     batch = events.after(log, position, BATCH_LIMIT)
-    pace = LIVE if batch or progress or _is_recent(log) else IDLE
+    pace = LIVE if batch or progress or _in_flight(log) or _is_recent(log) else IDLE
 
     retry_ms = pace.retry_ms
     body: list[str] = []
@@ -132,5 +134,19 @@ def _progress(log: Snapshot) -> dict[int, int]:
     return found
 
 
+def _in_flight(log: Snapshot) -> bool:
+    """A runner holds one of the user's jobs, or one waits in the queue. (A member left behind by
+    some unforeseen path would keep the tab live; ``IN_FLIGHT_LIMIT_S`` after the last event the
+    tab is treated by its events alone.)"""
+    if log.running:
+        return True
+    return bool(log.waiting) and wall_clock() - log.last_at < IN_FLIGHT_LIMIT_S
+
+
 def _is_recent(log: Snapshot) -> bool:
-    return bool(log.entries) and time.time() - log.entries[-1].at < LIVE_WINDOW_S
+    return bool(log.entries) and wall_clock() - log.entries[-1].at < LIVE_WINDOW_S
+
+
+def wall_clock() -> float:
+    """Epoch seconds (one place, so tests can move it)."""
+    return time.time()

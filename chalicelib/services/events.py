@@ -77,15 +77,17 @@ def batch() -> Iterator[None]:
             _write(user_id, found)
 
 
-Holding = tuple[int, int, str]  # (user id, job id, token hash of the runner)
+Holding = tuple[int, int, str]  # (user id, job id, token hash of the runner, or QUEUE)
+QUEUE = store.QUEUE
 
 
 def commit(build: Callable[["TransactWrite"], None], *found: tuple[int, str, int],
            held: Iterable[Holding] = (), let_go: Iterable[Holding] = ()) -> None:
     """Run the write transaction that ``build`` fills, with the events ``found`` ((user id, event,
     job id), in order) appended to their users' logs in the same transaction. ``held`` / ``let_go``
-    record that a runner now holds / no longer holds a job (the log's ``running`` set, which lets
-    stream readers report progress without progress ever being written to the log).
+    record that a runner (or ``QUEUE``) now holds / no longer holds a job: the log's ``running``
+    set lets stream readers report progress without progress ever being written to the log, and
+    ``running`` and ``waiting`` keep a user's streams live while work is in flight.
 
     The log items come after the caller's items, so the caller reads the cancellation reasons of
     its own items by their usual index; a ``TransactWriteError`` propagates as from the plain
@@ -95,11 +97,11 @@ def commit(build: Callable[["TransactWrite"], None], *found: tuple[int, str, int
     by_user: dict[int, list[tuple[str, int]]] = {}
     for user_id, event, job_id in found:
         by_user.setdefault(int(user_id), []).append((event, int(job_id)))
-    holds: dict[int, tuple[set[str], set[str]]] = {}
+    holds: dict[int, tuple[set[tuple[int, str]], set[tuple[int, str]]]] = {}
     for index, pairs in enumerate((held, let_go)):
         for user_id, job_id, token_hash in pairs:
             by_user.setdefault(int(user_id), [])
-            holds.setdefault(int(user_id), (set(), set()))[index].add(store.holding(job_id, token_hash))
+            holds.setdefault(int(user_id), (set(), set()))[index].add((int(job_id), token_hash))
     trimmed = False
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
         moment = int(time.time())
@@ -109,7 +111,7 @@ def commit(build: Callable[["TransactWrite"], None], *found: tuple[int, str, int
                 for user_id, items in by_user.items():
                     adds, removes = holds.get(user_id, (set(), set()))
                     store.append_in(tx, user_id, [store.encode(e, j, moment) for e, j in items], cap=MAX_ENTRIES,
-                                    held=adds, let_go=removes)
+                                    held=frozenset(adds), let_go=frozenset(removes))
             return
         except TransactWriteError as exc:
             codes = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]

@@ -225,7 +225,8 @@ def _try_abort(job: Job) -> bool:
         try:
             events.commit(lambda tx: tx.update(
                 Job(job.id), actions=store.failed_actions(runners.ABORTED),
-                condition=Job.runner_key.does_not_exist() & Job.finish_timestamp.does_not_exist()), announced)
+                condition=Job.runner_key.does_not_exist() & Job.finish_timestamp.does_not_exist()), announced,
+                let_go=[(int(job.user_id), int(job.id), events.QUEUE)])
         except TransactWriteError:
             return False
         return True

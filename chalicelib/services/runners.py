@@ -620,7 +620,8 @@ def place_new_job(job: Job, *, queue_generation: int) -> None:
         if _try_assign(job, runner, new=True, generation=queue_generation) == "ok":
             return
     events.commit(lambda tx: tx.save(job, condition=Job.id.does_not_exist()),
-                  (int(job.user_id), events.JOB_CREATED, int(job.id)))
+                  (int(job.user_id), events.JOB_CREATED, int(job.id)),
+                  held=[(int(job.user_id), int(job.id), events.QUEUE)])
     if online:
         raise_generation(JOB)  # busy runners look at the queue when they finish
 
@@ -663,7 +664,8 @@ def _try_assign(job: Job, runner: Runner, *, new: bool = False, generation: int 
     announced = [(int(job.user_id), events.JOB_CREATED, int(job.id))] if new else []
     try:
         events.commit(build, *announced, (int(job.user_id), events.JOB_UPDATED, int(job.id)),
-                      held=[(int(job.user_id), int(job.id), runner.token_hash)])
+                      held=[(int(job.user_id), int(job.id), runner.token_hash)],
+                      let_go=[] if new else [(int(job.user_id), int(job.id), events.QUEUE)])
     except TransactWriteError as exc:
         reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
         job_bad = len(reasons) > 0 and reasons[0] not in (None, "None")
@@ -679,7 +681,8 @@ def _fail_queued(job: Job) -> None:
     try:
         events.commit(lambda tx: tx.update(Job(job.id), actions=job_store.failed_actions(ABORTED),
                                            condition=(Job.queue == QUEUED) & Job.finish_timestamp.does_not_exist()),
-                      (int(job.user_id), events.JOB_UPDATED, int(job.id)))
+                      (int(job.user_id), events.JOB_UPDATED, int(job.id)),
+                      let_go=[(int(job.user_id), int(job.id), events.QUEUE)])
     except TransactWriteError:
         return  # no longer queued
     if job.audio_key:
@@ -714,6 +717,7 @@ def _release(runner: Runner, *, go_offline: bool, require_expired: bool = False)
     requeued: int | None = None
     announced: list[tuple[int, str, int]] = []
     letting_go: list[events.Holding] = []
+    queueing: list[events.Holding] = []
     job_actions: list[Any] = []
     if job is not None and job.runner_key == runner.token_hash and job.finish_timestamp is None:
         job_actions = [Job.runner_key.remove()] + [f.remove() for f in job_store.runner_fields()]
@@ -722,6 +726,7 @@ def _release(runner: Runner, *, go_offline: bool, require_expired: bool = False)
         else:
             job_actions += [Job.queue.set(QUEUED)]
             requeued = int(job.id)
+            queueing.append((int(job.user_id), int(job.id), events.QUEUE))
         announced.append((int(job.user_id), events.JOB_UPDATED, int(job.id)))
         letting_go.append((int(job.user_id), int(job.id), str(runner.token_hash)))
 
@@ -732,7 +737,7 @@ def _release(runner: Runner, *, go_offline: bool, require_expired: bool = False)
         tx.update(Runner(runner.token_hash), actions=runner_actions, condition=runner_cond)
 
     try:
-        events.commit(build, *announced, let_go=letting_go)
+        events.commit(build, *announced, held=queueing, let_go=letting_go)
     except TransactWriteError as exc:
         log.info("releasing runner %s lost a race (%s); leaving it to the next attempt", runner.id, exc)
         return None

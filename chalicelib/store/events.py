@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute, UnicodeSetAttribute
+from pynamodb.attributes import (
+    ListAttribute, NumberAttribute, NumberSetAttribute, UnicodeAttribute, UnicodeSetAttribute,
+)
 from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.condition import size
 from pynamodb.models import Model
@@ -39,6 +41,10 @@ class EventLog(Model):
     # transactions that hand jobs out and take them back, so a reader finds the runner rows whose
     # progress it reports (progress itself is never written here)
     running = UnicodeSetAttribute(null=True)
+    # ids of the user's jobs waiting in the queue (kept by the same transactions): a stream stays
+    # live while the user has work in flight, e.g. a job waiting for a GPU to start
+    waiting = NumberSetAttribute(null=True)
+    last_at = NumberAttribute(null=True)  # epoch seconds of the newest event (kept when entries are trimmed)
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,8 @@ class Snapshot:
     first_seq: int
     entries: list[Entry]
     running: dict[int, str] = field(default_factory=dict)  # job id → token hash of its runner
+    waiting: frozenset[int] = frozenset()  # ids of jobs in the queue
+    last_at: int = 0  # epoch seconds of the newest event, 0 if none
 
     @property
     def newest_seq(self) -> int:
@@ -77,7 +85,7 @@ def _snapshot(log: EventLog) -> Snapshot:
     for raw in log.running or ():
         job_id, _, token_hash = str(raw).partition(" ")
         running[int(job_id)] = token_hash
-    return Snapshot(first, found, running)
+    return Snapshot(first, found, running, frozenset(int(j) for j in log.waiting or ()), int(log.last_at or 0))
 
 
 def holding(job_id: int, token_hash: str) -> str:
@@ -85,26 +93,45 @@ def holding(job_id: int, token_hash: str) -> str:
     return f"{int(job_id)} {token_hash}"
 
 
+QUEUE = ""  # the "runner" of a job that waits in the queue (``append_in``'s ``held``/``let_go``)
+
+
 def append(user_id: int, encoded: list[str]) -> Snapshot:
     """Append entries (one UpdateItem); returns the log right after, whose last entries are ours."""
     log = EventLog(user_id)
     log.update(actions=[EventLog.entries.set((EventLog.entries | []).append(encoded)),
-                        EventLog.first_seq.set(EventLog.first_seq | 1)])
+                        EventLog.first_seq.set(EventLog.first_seq | 1), EventLog.last_at.set(_newest(encoded))])
     return _snapshot(log)
 
 
+def _newest(encoded: list[str]) -> int:
+    return max((int(e.split(" ", 1)[0]) for e in encoded), default=0)
+
+
 def append_in(tx: "TransactWrite", user_id: int, encoded: list[str], *, cap: int,
-              held: set[str] = frozenset(), let_go: set[str] = frozenset()) -> None:
+              held: frozenset[tuple[int, str]] = frozenset(),
+              let_go: frozenset[tuple[int, str]] = frozenset()) -> None:
     """Append entries as part of the write transaction ``tx``, on condition that the log then
-    holds at most ``cap`` entries (a cancelled transaction tells the caller to trim first); add
-    ``held`` to and remove ``let_go`` from ``running`` (members made by ``holding``)."""
+    holds at most ``cap`` entries (a cancelled transaction tells the caller to trim first).
+
+    ``held`` / ``let_go``: (job id, runner token hash) pairs to add to / remove from ``running``;
+    a pair whose runner is ``QUEUE`` adds to / removes from ``waiting`` instead."""
     room = (EventLog.entries.does_not_exist()) | (size(EventLog.entries) <= cap - len(encoded))
     actions = [EventLog.entries.set((EventLog.entries | []).append(encoded)),
                EventLog.first_seq.set(EventLog.first_seq | 1)]
-    if held:
-        actions.append(EventLog.running.add(set(held)))
-    if let_go - set(held):
-        actions.append(EventLog.running.delete(set(let_go) - set(held)))
+    if encoded:
+        actions.append(EventLog.last_at.set(_newest(encoded)))
+    runs = {holding(j, r) for j, r in held if r != QUEUE}
+    stops = {holding(j, r) for j, r in let_go if r != QUEUE} - runs
+    queues = {int(j) for j, r in held if r == QUEUE}
+    dequeues = {int(j) for j, r in let_go if r == QUEUE} - queues
+    for attribute, add, remove in ((EventLog.running, runs, stops), (EventLog.waiting, queues, dequeues)):
+        if add and remove:  # DynamoDB refuses two actions on one path; no change of state needs both
+            raise ValueError(f"cannot add to and remove from {attribute.attr_name} in one write")
+        if add:
+            actions.append(attribute.add(add))
+        if remove:
+            actions.append(attribute.delete(remove))
     tx.update(EventLog(user_id), condition=room, actions=actions)
 
 

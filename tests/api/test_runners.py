@@ -364,3 +364,26 @@ def test_result_with_a_wrong_session_or_after_expiry_is_403(api, runner, monkeyp
     Clock(monkeypatch).advance(61)
     r = runner.result(transcript=TRANSCRIPT)
     assert r.status_code == 403 and "online" in body(r)["detail"]
+
+
+def test_the_event_log_knows_which_jobs_are_in_flight(api):
+    person = make_user()
+    uid = person.user.id
+    queued = body(submit(api, person.token))  # no runner online: it waits
+    aborted = body(submit(api, person.token))
+    assert events.read(uid).waiting == {queued, aborted} and events.read(uid).running == {}
+    assert body(api.post("/api/jobs/abort", json=[aborted], token=person.token)) == "Success"
+    assert events.read(uid).waiting == {queued}
+    client = RunnerClient(api, make_runner()[1])
+    client.register()  # takes the waiting job
+    log = events.read(uid)
+    assert log.waiting == frozenset() and set(log.running) == {queued}
+    client.audio()
+    assert body(client.unregister()) == "Success"  # back to the queue
+    log = events.read(uid)
+    assert log.waiting == {queued} and log.running == {}
+    client.register()
+    client.audio()
+    client.result(transcript=TRANSCRIPT)
+    log = events.read(uid)
+    assert log.waiting == frozenset() and log.running == {}

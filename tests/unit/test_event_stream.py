@@ -250,3 +250,30 @@ def test_a_reader_drops_entries_long_past_retention():
     event_stream.stream(USER, None)
     log = events.read(USER)
     assert log.entries == [] and log.first_seq == 3  # numbering kept: the next event is 3
+
+
+def test_work_in_flight_keeps_a_tab_live_and_its_end_lets_it_rest(monkeypatch):
+    events.commit(lambda tx: None, (USER, events.JOB_CREATED, 5), held=[(USER, 5, events.QUEUE)])
+    log = events.read(USER)
+    assert log.waiting == {5} and log.last_at > 0
+    # much later: the event is not "recent" any more, but the job still waits
+    monkeypatch.setattr(event_stream, "wall_clock", lambda: log.last_at + event_stream.LIVE_WINDOW_S + 60)
+    assert lines(event_stream.stream(USER, None), "retry") == [str(event_stream.LIVE.retry_ms)]  # waiting
+    # a runner takes it: running instead of waiting (one write, two sets)
+    events.commit(lambda tx: None, (USER, events.JOB_UPDATED, 5), held=[(USER, 5, "runner-hash")],
+                  let_go=[(USER, 5, events.QUEUE)])
+    log = events.read(USER)
+    assert log.waiting == frozenset() and log.running == {5: "runner-hash"}
+    # it finishes: nothing in flight, and once the last event is old the tab rests
+    events.commit(lambda tx: None, (USER, events.JOB_UPDATED, 5), let_go=[(USER, 5, "runner-hash")])
+    log = events.read(USER)
+    assert log.running == {} and log.waiting == frozenset()
+    monkeypatch.setattr(event_stream, "wall_clock", lambda: log.last_at + event_stream.LIVE_WINDOW_S + 60)
+    assert lines(event_stream.stream(USER, None), "retry") == [str(event_stream.IDLE.retry_ms)]
+
+
+def test_a_forgotten_waiting_job_stops_keeping_the_tab_live(monkeypatch):
+    events.commit(lambda tx: None, (USER, events.JOB_CREATED, 6), held=[(USER, 6, events.QUEUE)])
+    last = events.read(USER).last_at
+    monkeypatch.setattr(event_stream, "wall_clock", lambda: last + event_stream.IN_FLIGHT_LIMIT_S + 1)
+    assert lines(event_stream.stream(USER, None), "retry") == [str(event_stream.IDLE.retry_ms)]
