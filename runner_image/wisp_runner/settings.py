@@ -34,8 +34,9 @@ class RunnerConfig:
     model_cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "wisp-runner")
     device: str = "cpu"  # cpu | cuda
     compute_type: str | None = None  # CTranslate2 compute type; None = int8 on cpu, float16 on cuda
-    batch_size: int = 8  # clips decoded together; 1 = sequential decoding
-    cpu_threads: int = 0  # CTranslate2 intra-op threads; 0 = library default
+    batch_size: int = 8  # clips decoded together (CPU: at most this many at once, one per core); 1 = sequential
+    cpu_threads: int = 0  # CTranslate2 CPU threads: batched, the total over min(threads, batch_size) model
+    #                       replicas (0 = all cores); sequential, the one replica's (0 = library default)
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL  # seconds between heartbeats
     long_poll: float = DEFAULT_LONG_POLL  # idle: wait_for_job hold time (s); 0 = plain heartbeats only
     outage_limit: float = 50.0  # heartbeats failing this long → the job is given up, re-register
@@ -80,8 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
                    default=_env("MODEL_CACHE_DIR", str(Path.home() / ".cache" / "wisp-runner")))
     p.add_argument("--device", choices=("cpu", "cuda"), default=_env("DEVICE", "cpu"))
     p.add_argument("--compute-type", default=_env("COMPUTE_TYPE"))
-    p.add_argument("--batch-size", type=int, default=int(_env("BATCH_SIZE", "8") or 8))
-    p.add_argument("--cpu-threads", type=int, default=int(_env("CPU_THREADS", "0") or 0))
+    p.add_argument("--batch-size", type=int, default=int(_env("BATCH_SIZE", "8") or 8),
+                   help="clips decoded together: per batch on a GPU; on CPU at most this many side by side, "
+                   "one per core; 1 selects the sequential decoder")
+    p.add_argument("--cpu-threads", type=int, default=int(_env("CPU_THREADS", "0") or 0),
+                   help="CPU threads for CTranslate2: with --batch-size > 1 the total, shared by "
+                   "min(threads, batch size) model replicas (0 = every core); with --batch-size 1 the threads "
+                   "of the one replica (0 = library default)")
     p.add_argument("--heartbeat-interval", type=float,
                    default=float(_env("HEARTBEAT_INTERVAL", str(DEFAULT_HEARTBEAT_INTERVAL)) or 10))
     p.add_argument("--long-poll", type=float, default=float(_env("LONG_POLL", str(DEFAULT_LONG_POLL)) or 0),

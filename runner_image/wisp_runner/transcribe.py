@@ -18,8 +18,9 @@ How §4 settings map onto faster-whisper 1.2.x:
 
 Decoding paths:
 
-* **batched** (default, ``batch_size > 1``): clips are decoded at the first temperature without
-  timestamp tokens (one segment per clip), several per batch, each with its own prompt:
+* **batched** (default, ``batch_size > 1``; on CPU run as *lanes side by side*, below): clips
+  are decoded at the first temperature without timestamp tokens (one segment per clip), several
+  per batch, each with its own prompt:
   ``initial_prompt`` (if any) followed by the last ``CONTEXT_TOKENS`` tokens of the text of the
   clip before it, as Whisper's ``condition_on_previous_text`` does. Context is what keeps a
   clip's first words consistent with the rest of the recording (without it, 30 s clips of
@@ -38,6 +39,16 @@ Decoding paths:
   compression_ratio_threshold or log_prob_threshold is decoded again, alone, by the sequential
   decoder with the remaining temperatures. With alignment the clip is cut into sentences using
   word timings; without, a segment is a whole clip.
+* **lanes side by side** (the batched path on CPU, `_LaneRun`): the same lanes, contexts, second
+  decodes of lane starts, fallback rules and word alignment (so the same transcript, except that
+  no context is cut to the length of a shorter one in its batch), computed differently: the
+  model is loaded as one CTranslate2 replica per core with one thread each
+  (`cpu_parallelism`), and each core works on its own clip (a lane's next clip, a lane start's
+  second decode, an encoder pass ahead of time, a word alignment) instead of all cores working on
+  one batch. Measured on 2 cores with tiny.en: a batch of 6 clips in one beam-search call takes as
+  long as the 6 clips one after the other (beam search on CPU is bound by memory traffic), and one
+  decoder call on 2 threads is slower than on 1. Every clip is encoded once; the encoder output
+  is kept for its second decode and its word alignment (done once its text is final), then freed.
 * **sequential** (``batch_size <= 1``): ``WhisperModel.transcribe`` over the same clips with the
   full temperature tuple, thresholds and ``condition_on_previous_text`` (reset after hot
   fallbacks). No §4 setting forces this path; only runner configuration does.
@@ -46,6 +57,7 @@ Decoding paths:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import zlib
@@ -66,6 +78,13 @@ SAMPLE_RATE = 16000
 NUMERAL_CHARS = set("%$£€¥₹")
 MIN_SILENCE_MS = 160  # as faster-whisper's batched default: split speech at short pauses
 SPEECH_PAD_MS = 400
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def compression_ratio(text: str) -> float:
@@ -91,11 +110,24 @@ class WhisperTranscriber:
         self.compute_type = compute_type or ("float16" if device == "cuda" else "int8")
         self.batch_size = max(1, int(batch_size))
         self.cpu_threads = cpu_threads
+        self.workers, self.intra_threads = self.cpu_parallelism()
         self.device_index = device_index
         self._models: dict[str, Any] = {}
         self._numerals: dict[str, list[int]] = {}
         self._lock = threading.Lock()
         self.load_seconds: dict[str, float] = {}
+
+    def cpu_parallelism(self) -> tuple[int, int]:
+        """(model replicas, intra-op threads each) for CTranslate2.
+
+        CPU with batch_size > 1: one replica per core (at most batch_size), one thread each, so
+        that the cores decode different clips (see `_LaneRun`); cpu_threads (0 = every core this
+        process may use) is the total. Otherwise one replica with cpu_threads threads."""
+        if self.device != "cpu" or self.batch_size <= 1:
+            return 1, self.cpu_threads
+        cores = self.cpu_threads or available_cores()
+        workers = max(1, min(cores, self.batch_size))
+        return workers, max(1, cores // workers)
 
     # ------------------------------------------------------------ model cache
     def check_settings(self, settings: JobSettings) -> None:
@@ -126,9 +158,13 @@ class WhisperTranscriber:
                         device=self.device,
                         device_index=self.device_index,
                         compute_type=self.compute_type,
-                        cpu_threads=self.cpu_threads,
+                        cpu_threads=self.intra_threads,
+                        num_workers=self.workers,
                         local_files_only=True,
                     )
+                    from faster_whisper.vad import get_vad_model
+
+                    get_vad_model()  # Silero VAD (ONNX), loaded once per process, with the model
                 except Exception as exc:  # noqa: BLE001 — reported to the user, logged in full
                     log.exception("loading model %s failed", name)
                     raise JobFailed(f"could not load model '{name}' on this runner: {exc}") from exc
@@ -167,7 +203,10 @@ class WhisperTranscriber:
             return {"language": language, "segments": [], **({"word_segments": []} if settings.alignment else {}),
                     **extra}
         options = self.decode_options(model, settings, language)
-        if self.batch_size > 1:
+        if self.batch_size > 1 and self.device == "cpu":
+            workers = int(getattr(model.model, "num_workers", 1) or 1)
+            segments = _LaneRun(self, model, audio, clips, options, control, workers).run()
+        elif self.batch_size > 1:
             segments = self._batched(model, audio, clips, settings, options, control)
         else:
             segments = self._sequential(model, audio, clips, options, control)
@@ -357,15 +396,26 @@ CONTEXT_TOKENS = 96  # tokens of the previous clip's text given as prompt (Whisp
 CONTEXT_MAX_TEMPERATURE = 0.5  # as Whisper's prompt_reset_on_temperature: hot fallbacks give no context
 
 
+def clip_features(model: Any, audio: np.ndarray, clip: tuple[float, float]) -> np.ndarray:
+    """Log-mel features of one clip, padded to 30 s."""
+    from faster_whisper.audio import pad_or_trim
+
+    s, e = clip
+    return pad_or_trim(model.feature_extractor(audio[int(s * SAMPLE_RATE): int(e * SAMPLE_RATE)])[..., :-1])
+
+
 class _ClipDecoder:
-    """Decodes clips in batches with a per-clip prompt (user prompt + the previous clip's text).
+    """Decodes clips with a per-clip prompt (user prompt + the previous clip's text).
 
     BatchedInferencePipeline gives every clip the same prompt; here each clip gets its own.
     CTranslate2 needs the start-of-transcript token at the same position across a batch, so the
     contexts of one batch are cut to a common length, and clips without context go in a batch of
-    their own."""
+    their own. With ``cache_encoder`` (the CPU path, one clip per call) every clip is encoded once
+    (`encode`) and its encoder output is reused for the second decode of a lane start and for word
+    alignment, which is then done separately (`align`) once the clip's text is final."""
 
-    def __init__(self, model: Any, audio: np.ndarray, clips: list[tuple[float, float]], options: dict[str, Any]):
+    def __init__(self, model: Any, audio: np.ndarray, clips: list[tuple[float, float]], options: dict[str, Any],
+                 *, cache_encoder: bool = False):
         import inspect
 
         from faster_whisper import WhisperModel
@@ -382,6 +432,9 @@ class _ClipDecoder:
         defaults = inspect.signature(WhisperModel.transcribe).parameters
         self.prepend = defaults["prepend_punctuations"].default
         self.append = defaults["append_punctuations"].default
+        self.cache_encoder = cache_encoder
+        self._encoded: dict[int, Any] = {}  # clip → encoder output (cache_encoder only)
+        self._pieces: dict[int, dict[str, Any]] = {}  # clip → last decoded piece, for `align`
 
     def context(self, results: dict[int, list[Any]], index: int) -> list[int] | None:
         """Text tokens of the nearest decoded clip before `index` that produced usable text."""
@@ -400,6 +453,25 @@ class _ClipDecoder:
             return self.tokenizer.encode(" " + text)[-CONTEXT_TOKENS:]
         return None
 
+    # ------------------------------------------------------------ features and encoder
+    def features(self, i: int) -> np.ndarray:
+        return clip_features(self.model, self.audio, self.clips[i])
+
+    def encode(self, i: int) -> Any:
+        """Encoder output of clip `i` alone (computed once with cache_encoder)."""
+        out = self._encoded.get(i)
+        if out is None:
+            out = self.model.encode(self.features(i)[None])
+            if self.cache_encoder:
+                self._encoded[i] = out
+        return out
+
+    def release(self, i: int) -> None:
+        """Forget clip `i`'s encoder output and piece (it is final and aligned)."""
+        self._encoded.pop(i, None)
+        self._pieces.pop(i, None)
+
+    # ------------------------------------------------------------ decoding
     def decode(self, indices: list[int], contexts: list[list[int] | None]) -> list[Any]:
         out: list[Any] = [None] * len(indices)
         with_ctx = [k for k, c in enumerate(contexts) if c]
@@ -417,17 +489,14 @@ class _ClipDecoder:
         return out
 
     def _decode_batch(self, indices: list[int], prompts: list[list[int]]) -> list[Any]:
-        from faster_whisper.audio import pad_or_trim
-        from faster_whisper.transcribe import Segment, Word
-
         model, tok = self.model, self.tokenizer
         fps = model.frames_per_second
-        feats = []
-        for i in indices:
-            s, e = self.clips[i]
-            chunk = self.audio[int(s * SAMPLE_RATE): int(e * SAMPLE_RATE)]
-            feats.append(pad_or_trim(model.feature_extractor(chunk)[..., :-1]))
-        encoder_output = model.encode(np.stack(feats))
+        if self.cache_encoder and len(indices) == 1:
+            feats = None
+            encoder_output = self.encode(indices[0])
+        else:
+            feats = [self.features(i) for i in indices]
+            encoder_output = model.encode(np.stack(feats))
         opts = self.options
         kwargs: dict[str, Any] = dict(
             max_length=model.max_length, suppress_blank=True, suppress_tokens=self.suppress,
@@ -446,8 +515,8 @@ class _ClipDecoder:
             s, e = self.clips[i]
             pieces.append({"tokens": tokens, "seek": int(round(s * fps)), "start": s, "end": e,
                            "avg_logprob": avg_logprob, "no_speech_prob": res.no_speech_prob})
-        if opts["word_timestamps"]:
-            sizes = [int(np.ceil(e - s) * fps) for s, e in (self.clips[i] for i in indices)]
+        if opts["word_timestamps"] and not self.cache_encoder:
+            sizes = [self._num_frames(i) for i in indices]
             if all(p["tokens"] for p in pieces):
                 model.add_word_timestamps([[p] for p in pieces], tok, encoder_output, sizes,
                                           self.prepend, self.append, 0.0)
@@ -456,20 +525,215 @@ class _ClipDecoder:
                     if p["tokens"]:
                         model.add_word_timestamps([[p]], tok, model.encode(feats[k][None]), [sizes[k]],
                                                   self.prepend, self.append, 0.0)
-        segments = []
-        for i, p in zip(indices, pieces):
-            text = tok.decode(p["tokens"])
-            if not p["tokens"]:
-                segments.append(None)
-                continue
-            words = [Word(**w) for w in p.get("words", [])] if opts["word_timestamps"] else None
-            segments.append(Segment(
-                id=i + 1, seek=p["seek"], start=round(p["start"], 3), end=round(p["end"], 3), text=text,
-                tokens=p["tokens"], avg_logprob=p["avg_logprob"], compression_ratio=compression_ratio(text),
-                no_speech_prob=p["no_speech_prob"], words=words, temperature=self.temperature,
-            ))
-        return segments
+        return [self._segment(i, p) for i, p in zip(indices, pieces)]
 
+    def _num_frames(self, i: int) -> int:
+        s, e = self.clips[i]
+        return int(np.ceil(e - s) * self.model.frames_per_second)
+
+    def _segment(self, i: int, p: dict[str, Any]) -> Any:
+        from faster_whisper.transcribe import Segment, Word
+
+        if not p["tokens"]:
+            return None
+        text = self.tokenizer.decode(p["tokens"])
+        if self.cache_encoder:
+            self._pieces[i] = p  # aligned later, once this clip's text is final
+        words = [Word(**w) for w in p["words"]] if "words" in p else None
+        return Segment(
+            id=i + 1, seek=p["seek"], start=round(p["start"], 3), end=round(p["end"], 3), text=text,
+            tokens=p["tokens"], avg_logprob=p["avg_logprob"], compression_ratio=compression_ratio(text),
+            no_speech_prob=p["no_speech_prob"], words=words, temperature=self.temperature,
+        )
+
+    def align(self, i: int, seg: Any) -> None:
+        """Word timings for clip `i`'s final decoded segment, from its cached encoder output (as
+        faster-whisper's word_timestamps: cross-attention + DTW), with the segment's start/end
+        moved to its first/last word as faster-whisper does."""
+        from faster_whisper.transcribe import Word
+
+        p = self._pieces[i]
+        self.model.add_word_timestamps([[p]], self.tokenizer, self.encode(i), [self._num_frames(i)],
+                                       self.prepend, self.append, 0.0)
+        seg.words = [Word(**w) for w in p["words"]]
+        seg.start, seg.end = round(p["start"], 3), round(p["end"], 3)
+
+
+class _LaneRun:
+    """The CPU decoding path: the lanes of `plan_lanes` decoded side by side by `workers` threads,
+    each CTranslate2 call taking one clip on its own model replica (one core each). On CPU,
+    putting several clips in one ``generate`` call is no faster than decoding them one after the
+    other (beam search there is bound by memory traffic, not arithmetic), and one intra-op thread
+    per call wastes less than two; so the cores work on different clips instead.
+
+    Work items, taken by whichever worker is free, by priority:
+
+    1. the next first-pass decode of a lane whose clip is encoded (context: the text of the clip
+       before it in the lane; the first clip of a lane has none);
+    2. the second decode of a lane start once the previous lane is done (context: the text of
+       the clip before it), as in the batched path;
+    3. encoding the clip an idle lane waits for;
+    4. word alignment of a clip whose text is final (from its cached encoder output);
+    5. encoding the next clips of a busy lane (at most two ahead, to bound memory).
+
+    Every clip is encoded once. The result does not depend on timing: a context only ever comes
+    from clips of the same lane (first pass) or of the previous, finished lane (second decode)."""
+
+    LOOKAHEAD = 2
+
+    def __init__(self, transcriber: WhisperTranscriber, model: Any, audio: np.ndarray,
+                 clips: list[tuple[float, float]], options: dict[str, Any], control: JobControl, workers: int):
+        self.tr, self.model, self.audio, self.clips = transcriber, model, audio, clips
+        self.options, self.control = options, control
+        self.align_words = bool(options["word_timestamps"])
+        self.decoder = _ClipDecoder(model, audio, clips, options, cache_encoder=True)
+        self.lanes = plan_lanes(len(clips), min(transcriber.batch_size, workers))
+        self.workers = max(1, min(workers, len(clips)))
+        self.pos = [0] * len(self.lanes)  # first-pass decodes started, per lane
+        self.busy = [False] * len(self.lanes)  # a first-pass decode of the lane is running
+        self.redo = {lane[0]: k for k, lane in enumerate(self.lanes) if k > 0}  # lane start → its lane
+        self.encoded: set[int] = set()
+        self.encoding: set[int] = set()
+        self.first_pass: dict[int, list[Any]] = {}  # judged segments of the first decode
+        self.results: dict[int, list[Any]] = {}  # final judged segments
+        self.to_align: list[int] = []
+        self.aligning = 0
+        self.done_seconds = 0.0
+        self.total_seconds = sum(e - s for s, e in clips) or 1.0
+        self.error: BaseException | None = None
+        self.cond = threading.Condition()
+
+    # ------------------------------------------------------------ scheduling (under self.cond)
+    def _lane_done(self, k: int) -> bool:
+        return self.pos[k] == len(self.lanes[k]) and not self.busy[k]
+
+    def _next(self) -> tuple[Any, ...] | None:
+        lanes = self.lanes
+        for k, lane in enumerate(lanes):  # 1
+            if not self.busy[k] and self.pos[k] < len(lane) and lane[self.pos[k]] in self.encoded:
+                return ("decode", k, self.pos[k])
+        for s, k in self.redo.items():  # 2
+            if s in self.first_pass and self._lane_done(k - 1):
+                return ("redo", s, k)
+        for k, lane in enumerate(lanes):  # 3
+            if not self.busy[k] and self.pos[k] < len(lane):
+                i = lane[self.pos[k]]
+                if i not in self.encoded and i not in self.encoding:
+                    return ("encode", i)
+        if self.to_align:  # 4
+            return ("align", self.to_align[0])
+        for k, lane in enumerate(lanes):  # 5
+            for i in lane[self.pos[k]: self.pos[k] + self.LOOKAHEAD]:
+                if i not in self.encoded and i not in self.encoding:
+                    return ("encode", i)
+        return None
+
+    def _take(self) -> tuple[Any, ...] | None:
+        """Wait for a work item; None once all work is done or a worker failed."""
+        with self.cond:
+            while True:
+                if self.error is not None:
+                    return None
+                if len(self.results) == len(self.clips) and not self.to_align and not self.aligning:
+                    return None
+                item = self._next()
+                if item is not None:
+                    if item[0] == "decode":
+                        self.busy[item[1]] = True
+                        self.pos[item[1]] += 1
+                    elif item[0] == "redo":
+                        del self.redo[item[1]]
+                    elif item[0] == "encode":
+                        self.encoding.add(item[1])
+                    else:
+                        self.to_align.pop(0)
+                        self.aligning += 1
+                    return item
+                self.cond.wait()
+
+    def _finalise(self, i: int, segs: list[Any]) -> None:
+        """(under self.cond) clip i's segments are final: queue its word alignment."""
+        self.results[i] = segs
+        if self.align_words and any(s.words is None for s in segs):
+            self.to_align.append(i)  # decoded here (fallback segments come with their words)
+        else:
+            self.decoder.release(i)
+
+    # ------------------------------------------------------------ work
+    def _decode(self, i: int, context: list[int] | None) -> list[Any]:
+        seg = self.decoder.decode([i], [context])[0]
+        s, e = self.clips[i]
+        self.control.check_cancelled()
+        return self.tr._judge_clip(self.model, self.audio, s, e, [seg] if seg else [], self.options, self.control)
+
+    def _run(self, item: tuple[Any, ...]) -> None:
+        kind = item[0]
+        if kind == "encode":
+            self.decoder.encode(item[1])
+            with self.cond:
+                self.encoding.discard(item[1])
+                self.encoded.add(item[1])
+        elif kind == "decode":
+            k, p = item[1], item[2]
+            lane = self.lanes[k]
+            i = lane[p]
+            with self.cond:
+                context = self.decoder.context({j: self.first_pass[j] for j in lane[:p]}, i) if p else None
+            segs = self._decode(i, context)
+            s, e = self.clips[i]
+            with self.cond:
+                self.first_pass[i] = segs
+                self.busy[k] = False
+                if not (p == 0 and k > 0):  # a lane start is decoded again (2.)
+                    self._finalise(i, segs)
+                self.done_seconds += e - s
+                self.control.set_progress(2 + 97 * self.done_seconds / self.total_seconds)
+        elif kind == "redo":
+            s, k = item[1], item[2]
+            prev = self.lanes[k - 1]
+            with self.cond:  # the previous lane's own start may be in its second decode: use its first
+                context = self.decoder.context(
+                    {j: self.first_pass[j] if j == prev[0] else self.results[j] for j in prev}, s)
+            # without a context the second decode would repeat the first one exactly
+            segs = self._decode(s, context) if context else self.first_pass[s]
+            with self.cond:
+                self._finalise(s, segs)
+        else:  # align
+            i = item[1]
+            for seg in self.results[i]:
+                if seg.words is None:
+                    self.decoder.align(i, seg)
+            self.decoder.release(i)
+            with self.cond:
+                self.aligning -= 1
+
+    def _worker(self) -> None:
+        try:
+            while True:
+                item = self._take()
+                if item is None:
+                    return
+                self.control.check_cancelled()
+                self._run(item)
+                with self.cond:
+                    self.cond.notify_all()
+        except BaseException as exc:  # noqa: BLE001 — re-raised by run() in the calling thread
+            with self.cond:
+                if self.error is None:
+                    self.error = exc
+                self.cond.notify_all()
+
+    def run(self) -> list[Any]:
+        threads = [threading.Thread(target=self._worker, name=f"wisp-decode-{n + 1}", daemon=True)
+                   for n in range(self.workers - 1)]
+        for t in threads:
+            t.start()
+        self._worker()
+        for t in threads:
+            t.join()
+        if self.error is not None:
+            raise self.error
+        return [seg for i in range(len(self.clips)) for seg in self.results.get(i, [])]
 
 
 def _shift(seg: Any, offset: float) -> Any:
