@@ -94,7 +94,7 @@ def stream(user_id: int, position: int | None, seen_progress: dict[int, int] | N
     moved = [job for job, pct in progress.items() if seen_progress is not None and job in seen_progress
              and seen_progress[job] != pct]
     batch = events.after(log, position, BATCH_LIMIT)
-    pace = LIVE if batch or progress or _in_flight(log) or _is_recent(log) else IDLE
+    pace = LIVE if batch or progress or _waiting(log) or _is_recent(log) else IDLE  # progress: held jobs
 
     retry_ms = pace.retry_ms
     body: list[str] = []
@@ -134,12 +134,10 @@ def _progress(log: Snapshot) -> dict[int, int]:
     return found
 
 
-def _in_flight(log: Snapshot) -> bool:
-    """A runner holds one of the user's jobs, or one waits in the queue. (A member left behind by
-    some unforeseen path would keep the tab live; ``IN_FLIGHT_LIMIT_S`` after the last event the
-    tab is treated by its events alone.)"""
-    if log.running:
-        return True
+def _waiting(log: Snapshot) -> bool:
+    """One of the user's jobs waits in the queue. (Held jobs are checked against their runner rows
+    by ``_progress``; a ``waiting`` member left behind by some unforeseen path would keep the tab
+    live, so ``IN_FLIGHT_LIMIT_S`` after the user's last event only events count.)"""
     return bool(log.waiting) and wall_clock() - log.last_at < IN_FLIGHT_LIMIT_S
 
 
