@@ -234,8 +234,10 @@ def _try_abort(job: Job) -> bool:
     held = runner is not None and runner.job_id == job.id
     job_cond = (Job.runner_key == key) & Job.finish_timestamp.does_not_exist()
 
+    working = held and runners.is_live(runner) and runner.in_process  # it keeps the job until its result
+
     def build(tx: Any) -> None:
-        if held and runners.is_live(runner) and runner.in_process:
+        if working:
             # the runner is working on it: it learns of the abort with its next heartbeat
             tx.update(Job(job.id), actions=[Job.aborting.set(True), Job.audio_key.remove()], condition=job_cond)
             tx.update(Runner(key), actions=[Runner.abort.set(True)],
@@ -250,7 +252,6 @@ def _try_abort(job: Job) -> bool:
                     cond = cond & (Runner.in_process.does_not_exist() | (Runner.in_process == False))  # noqa: E712
                 tx.update(Runner(key), actions=[f.remove() for f in runner_store.job_fields()], condition=cond)
 
-    working = held and runners.is_live(runner) and runner.in_process  # keeps the job until its result
     try:
         events.commit(build, announced, let_go=[] if working else [(int(job.user_id), int(job.id), str(key))])
     except TransactWriteError:
