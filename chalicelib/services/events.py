@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import itertools
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -27,7 +26,7 @@ from pynamodb.exceptions import TransactWriteError
 
 from ..errors import ServiceUnavailable
 from ..store import events as store
-from ..store.base import CONFLICT_ATTEMPTS, transact_write
+from ..store.base import CONFLICT_ATTEMPTS, conflict_pause, transact_write
 from ..store.events import Entry, Snapshot
 
 if TYPE_CHECKING:
@@ -119,7 +118,7 @@ def commit(build: Callable[["TransactWrite"], None], *found: tuple[int, str, int
             if failed and all(code == "TransactionConflict" for code in failed):
                 if attempt == CONFLICT_ATTEMPTS:
                     raise ServiceUnavailable() from exc  # 503: nothing was written, the caller may retry
-                time.sleep(random.uniform(0.005, 0.02) * 2 ** attempt)
+                time.sleep(conflict_pause(attempt))
                 continue
             mine, logs = codes[:len(codes) - len(by_user)], codes[len(codes) - len(by_user):]
             full = [uid for uid, code in zip(by_user, logs) if code == "ConditionalCheckFailed"]

@@ -35,6 +35,11 @@ class TableMeta:
 CONFLICT_ATTEMPTS = 5
 
 
+def conflict_pause(attempt: int) -> float:
+    """Seconds to wait before trying again a write that met a transaction (random, growing)."""
+    return random.uniform(0.005, 0.02) * 2 ** attempt
+
+
 def retry_write_conflicts(response: Any = None, attempts: int = 1, **_kw: Any) -> float | None:
     """botocore ``needs-retry`` handler: a single-item write that met a transaction in progress on
     its item (``TransactionConflictException``; botocore does not retry it) is tried again after a
@@ -44,7 +49,7 @@ def retry_write_conflicts(response: Any = None, attempts: int = 1, **_kw: Any) -
     parsed = response[1] if isinstance(response, tuple) and len(response) > 1 else {}
     code = (parsed or {}).get("Error", {}).get("Code")
     if code == "TransactionConflictException" and attempts < CONFLICT_ATTEMPTS:
-        return random.uniform(0.005, 0.02) * 2 ** attempts
+        return conflict_pause(attempts)
     return None
 
 
