@@ -62,7 +62,10 @@ def session_cookie(secret: str) -> str:
 CLEAR_COOKIE = 'token=""; Path=/; SameSite=lax'
 
 
-def check_gate(call: Any, gate: str) -> None:
+def check_gate(call: Any, gate: str, *, renew: bool = True) -> None:
+    """Authenticate ``call`` for ``gate``. ``renew=False`` (the event stream's polls) leaves the
+    session as it is: no rotation, no new expiry, no ``last_usage`` write, so a tab that only
+    listens does not keep its session alive."""
     if gate in RUNNER_GATES:
         from .services import runner_auth
 
@@ -70,10 +73,10 @@ def check_gate(call: Any, gate: str) -> None:
         return
     if gate not in USER_GATES:
         raise ValueError(f"unknown gate {gate}")
-    call.principal = authenticate_user(call, gate)
+    call.principal = authenticate_user(call, gate, renew=renew)
 
 
-def authenticate_user(call: Any, gate: str) -> Principal:
+def authenticate_user(call: Any, gate: str, *, renew: bool = True) -> Principal:
     headers = call.request.headers
     bearer = bearer_token(headers)
     secret = bearer if bearer is not None else cookie_token(headers)
@@ -97,12 +100,12 @@ def authenticate_user(call: Any, gate: str) -> Principal:
                 raise errors.Forbidden(f"Please accept the current version of the terms of service '{tos.name}' first")
     if gate in ("user-not-provisioned", "local") and user.provision_number is not None:
         raise errors.Forbidden("This account is managed by the server's configuration and cannot be changed here")
-    if tokens.needs_rotation(token):
+    if renew and tokens.needs_rotation(token):
         new_secret = tokens.rotate(token)
         if new_secret is not None:
             call.set_cookie = session_cookie(new_secret)
             principal.token = tokens.find(new_secret) or token
-    else:
+    elif renew:
         tokens.touch(token)
     if gate == "local" and user.user_type != "local":
         raise errors.Forbidden("Only local accounts can do this")

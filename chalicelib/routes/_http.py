@@ -50,6 +50,7 @@ class Operation:
     description: str
     extension: bool  # a Wisp extension, not part of the Project-W API
     lease_work: Callable[[Any], Any] | None = None  # runner+S: the change the gate's update also makes
+    renews_session: bool = True  # False: authenticating leaves the session as it is (auth.check_gate)
 
     @property
     def operation_id(self) -> str:
@@ -100,6 +101,7 @@ class Router:
         extension: bool = False,
         name: str | None = None,
         lease_work: Callable[[Any], Any] | None = None,
+        renews_session: bool = True,
     ) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
         def decorate(handler: Callable[[Call], Any]) -> Callable[[Call], Any]:
             doc = (handler.__doc__ or "").strip()
@@ -121,6 +123,7 @@ class Router:
                 description=_dedent(description),
                 extension=extension,
                 lease_work=lease_work,
+                renews_session=renews_session,
             )
             OPERATIONS.append(op)
             view = _make_view(self.blueprint, op, handler, self.precondition)
@@ -161,7 +164,7 @@ def _make_view(blueprint: Blueprint, op: Operation, handler: Callable[[Call], An
                 if op.gate is not None:
                     from .. import auth
 
-                    auth.check_gate(call, op.gate)
+                    auth.check_gate(call, op.gate, renew=op.renews_session)
                 problems: list[dict[str, Any]] = []
                 if op.query is not None:
                     call.query = _validate_query(op.query, call.request.query_params, query_lists, problems)

@@ -22,13 +22,15 @@ can hold responses open by changing one number here.
 """
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..store import runners as runner_store
 from ..store.events import Snapshot
-from . import events
+from ..store.tokens import Token
+from . import events, tokens
 
 
 @dataclass(frozen=True)
@@ -52,37 +54,125 @@ HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 MAX_TRACKED_JOBS = 50  # progress of at most this many running jobs travels in the id
 
+# A connection (one EventSource) is young for this long after it opened: it polls at the live pace
+# whatever the user's log says. The stock frontend opens a new connection just before each upload,
+# so the upload's job_created reaches it within the live interval even after a quiet spell.
+YOUNG_S = 120
+# Event-stream connections per token, recorded on the token row (services/tokens.py). A tab of the
+# stock frontend never closes a connection: it opens another one on every cookie change and before
+# every submit. The connections of one token share the pace of one: with k of them, each comes
+# back every k × retry, in its own slot of the cycle, so together they poll as often as one would.
+POLLER_REFRESH_S = 900  # a connection's "last seen" is written this often (not on every poll)
+POLLER_STALE_S = 1800  # not seen for this long: gone (a closed tab); > refresh + the longest cycle (16 × 30 s)
+MAX_POLLERS = 16  # connections remembered per token (the most recently seen)
 
-def parse_position(value: str | None) -> int | None:
-    """The sequence number in a client's ``Last-Event-ID``; None if absent or not one of ours."""
-    if value is None:
-        return None
-    value = value.strip().split("~", 1)[0]
-    if not value.isdigit() or len(value) > 18:
-        return None
-    return int(value)
+POSITION_EVENT = "wisp_position"  # the block that carries the position; no stock client listens to it
 
 
-def parse_progress(value: str | None) -> dict[int, int] | None:
-    """The progress per job that a client's ``Last-Event-ID`` says it has seen (None: none known)."""
-    if value is None or "~" not in value:
-        return None
+@dataclass(frozen=True)
+class Position:
+    """What a client's ``Last-Event-ID`` (or ``last_event_id`` query) says.
+
+    Its text is ``<seq>[~p<job>:<pct>,...][~c<connection>][~o<opened>]``: the sequence number of
+    the last event seen, the progress seen per running job, the connection's id and the epoch
+    second it opened. ``<seq>~<job>:<pct>,...`` (progress without its ``p``) is the form of
+    earlier Wisp versions and still understood.
+    """
+
+    seq: int | None = None  # None: a new connection, starting at the newest event
+    progress: dict[int, int] | None = None  # None: the client has seen no progress
+    connection: str | None = None
+    opened: int | None = None
+
+    @classmethod
+    def parse(cls, raw: str | None) -> "Position | None":
+        """None if ``raw`` is absent or not one of ours."""
+        if raw is None:
+            return None
+        head, *fields = raw.strip().split("~")
+        if not head.isdigit() or len(head) > 18:
+            return None
+        progress = connection = opened = None
+        for item in fields[:4]:
+            if item[:1].isdigit():
+                progress = _parse_progress(item)  # earlier form, without the tag
+            elif item.startswith("p"):
+                progress = _parse_progress(item[1:])
+            elif item.startswith("c") and item[1:].isalnum() and 0 < len(item) <= 17:
+                connection = item[1:]
+            elif item.startswith("o") and item[1:].isdigit() and len(item) <= 12:
+                opened = int(item[1:])
+        return cls(int(head), progress, connection, opened)
+
+    def render(self) -> str:
+        parts = [str(self.seq or 0)]
+        if self.progress:
+            parts.append("p" + ",".join(f"{job}:{pct}" for job, pct in sorted(self.progress.items())))
+        if self.connection:
+            parts.append(f"c{self.connection}")
+        if self.opened is not None:
+            parts.append(f"o{self.opened}")
+        return "~".join(parts)
+
+
+def _parse_progress(text: str) -> dict[int, int]:
     seen: dict[int, int] = {}
-    for pair in value.strip().split("~", 1)[1].split(",")[:MAX_TRACKED_JOBS]:
+    for pair in text.split(",")[:MAX_TRACKED_JOBS]:
         job, _, pct = pair.partition(":")
         if job.isdigit() and pct.isdigit() and len(job) <= 18 and len(pct) <= 3:
             seen[int(job)] = int(pct)
     return seen
 
 
+def respond(user_id: int, token: Token, raw: str | None) -> str:
+    """The body of one SSE response for the client whose ``Last-Event-ID`` is ``raw``, which
+    authenticated with ``token``: records the connection on the token when it is new (and every
+    ``POLLER_REFRESH_S``), and gives it its slot among the token's connections."""
+    at = int(wall_clock())
+    position = Position.parse(raw) or Position()
+    connection, opened = position.connection, position.opened
+    if position.seq is None or connection is None or opened is None:  # a new connection
+        connection, opened = secrets.token_hex(5), at
+    pollers = {conn: seen for conn, seen in tokens.pollers_of(token).items() if at - seen < POLLER_STALE_S}
+    if at - pollers.get(connection, -POLLER_REFRESH_S) >= POLLER_REFRESH_S:
+        pollers[connection] = at
+        pollers = dict(sorted(pollers.items(), key=lambda item: (-item[1], item[0]))[:MAX_POLLERS])
+        tokens.record_pollers(token, pollers, opened=opened == at)
+    slot = Slot(len(pollers), sorted(pollers).index(connection)) if connection in pollers else Slot()
+    return stream(user_id, position.seq, position.progress, connection=connection, opened=opened, slot=slot)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """This connection's place among ``count`` connections of one token that share one pace."""
+
+    count: int = 1
+    index: int = 0
+
+    def wait_ms(self, retry_ms: int, now: float) -> int:
+        """The pause before this connection comes back: ``retry_ms`` for a lone connection; with
+        several, the start of its own slot in a cycle of ``count`` × ``retry_ms`` (never less
+        than half a slot away, so a poll that arrives early does not come straight back)."""
+        if self.count <= 1 or retry_ms <= 0:
+            return retry_ms
+        slot = retry_ms / 1000
+        wait = (self.index * slot - now) % (slot * self.count)
+        if wait < slot / 2:
+            wait += slot * self.count
+        return int(wait * 1000)
+
+
 def stream(user_id: int, position: int | None, seen_progress: dict[int, int] | None = None, *,
+           connection: str | None = None, opened: int | None = None, slot: Slot = Slot(),
            clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> str:
     """The body of one SSE response for ``user_id`` whose client has seen events up to ``position``
     (and the progress ``seen_progress`` of the user's running jobs).
 
     Without a position (a new connection) the client starts at the newest event: history is not
     replayed, only what happens from now on. A position beyond the newest event (the log was
-    reset) is treated the same way.
+    reset) is treated the same way. Every response ends with a ``wisp_position`` block that
+    carries the new position both as ``id:`` and as ``data:``, so clients that drop blocks
+    without data (the ``eventsource`` npm package) and clients that read only ``data:`` learn it.
     """
     started = clock()
     log = events.read(user_id)
@@ -94,14 +184,19 @@ def stream(user_id: int, position: int | None, seen_progress: dict[int, int] | N
     moved = [job for job, pct in progress.items() if seen_progress is not None and job in seen_progress
              and seen_progress[job] != pct]
     batch = events.after(log, position, BATCH_LIMIT)
-    pace = LIVE if batch or progress or _waiting(log) or _is_recent(log) else IDLE  # progress: held jobs
+    young = opened is not None and wall_clock() - opened < YOUNG_S
+    live = batch or progress or young or _waiting(log) or _is_recent(log)  # progress: held jobs
+    pace = LIVE if live else IDLE
 
-    retry_ms = pace.retry_ms
+    def where(seq: int, seen: dict[int, int] | None = None) -> str:
+        return Position(seq, seen, connection, opened).render()
+
+    retry_ms = slot.wait_ms(pace.retry_ms, wall_clock())
     body: list[str] = []
     while True:
         for event in batch:
             position = event.seq
-            body.append(f"id: {position}\nevent: {event.event}\ndata: {event.job_id}\n\n")
+            body.append(f"id: {where(position)}\nevent: {event.event}\ndata: {event.job_id}\n\n")
         if len(batch) >= BATCH_LIMIT:
             retry_ms = 0  # more are waiting: come straight back for them
             break
@@ -111,11 +206,8 @@ def stream(user_id: int, position: int | None, seen_progress: dict[int, int] | N
         batch = events.since(user_id, position, BATCH_LIMIT)
     for job in moved:
         body.append(f"event: {events.JOB_UPDATED}\ndata: {job}\n\n")
-    if progress:
-        state = ",".join(f"{job}:{pct}" for job, pct in sorted(progress.items()))
-        body.append(f"id: {position}~{state}\n\n")  # sets the client's id; fires no event
-    elif not body:
-        body.append(f"id: {position}\n\n")  # tells a new client its position; fires no event
+    final = where(position, progress)
+    body.append(f"id: {final}\nevent: {POSITION_EVENT}\ndata: {final}\n\n")
     body.insert(0, f"retry: {retry_ms}\n\n")
     return "".join(body)
 

@@ -134,6 +134,7 @@ def rotate(token: Token) -> str | None:
     fresh = Token(
         hash_secret(secret), id=token.id, user_id=token.user_id, name=token.name, explicit=token.explicit,
         admin_privileges=token.admin_privileges, expires_at=now() + session_lifetime(), last_usage=now(),
+        pollers=token.pollers,  # the tab's open event streams send the new cookie from now on
     )
     try:
         with transact_write() as tx:
@@ -152,6 +153,25 @@ def touch(token: Token) -> None:
         token.update(actions=[Token.last_usage.set(now())], condition=Token.token_hash.exists())
     except UpdateError:
         pass  # revoked concurrently; this request was authenticated before that
+
+
+def pollers_of(token: Token) -> dict[str, int]:
+    """The event-stream connections recorded on ``token``: connection id → epoch seconds last seen."""
+    raw = token.pollers.as_dict() if token.pollers is not None else {}
+    return {str(conn): int(seen) for conn, seen in raw.items()}
+
+
+def record_pollers(token: Token, pollers: dict[str, int], *, opened: bool) -> None:
+    """Store the token's event-stream connections (one UpdateItem). A connection that just
+    ``opened`` also counts as a use of the token (``last_usage``), once, as a stream that is
+    authenticated once would; its later polls do not."""
+    actions = [Token.pollers.set(pollers)]
+    if opened:
+        actions.append(Token.last_usage.set(now()))
+    try:
+        token.update(actions=actions, condition=Token.token_hash.exists())
+    except UpdateError:
+        pass  # rotated or revoked meanwhile: the next poll records itself on the current token
 
 
 def tokens_of(user_id: int) -> list[Token]:

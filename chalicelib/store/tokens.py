@@ -1,7 +1,7 @@
 """User tokens, keyed by the hash of their secret (the secret itself is never stored)."""
 from __future__ import annotations
 
-from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import BooleanAttribute, MapAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -29,5 +29,9 @@ class Token(Model):
     admin_privileges = BooleanAttribute(default=False)
     expires_at = UTCDateTime(null=True)
     last_usage = UTCDateTime(default=now)
+    # the event-stream connections (SSE pollers) that use this token: connection id → epoch
+    # seconds it was last seen (refreshed every few minutes, not on every poll); see
+    # services/event_stream.py
+    pollers = MapAttribute(null=True)
 
     by_user = TokensByUser()

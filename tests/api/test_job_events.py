@@ -67,10 +67,16 @@ def new_user(*, verified: bool = True) -> User:
 class Response:
     status: int
     content_type: str
-    events: list  # sseclient Events (only those with data, as browsers dispatch them)
-    ids: list[str]  # every id: line (in full, with any progress state), including id-only blocks
+    events: list  # sseclient Events of job_* (only those with data, as browsers dispatch them)
+    ids: list[str]  # every id: line (in full, with any progress state)
     retry_ms: int | None
     seconds: float
+    positions: list[str] = field(default_factory=list)  # the data of wisp_position blocks
+
+
+def seq_of(position: str) -> str:
+    """The sequence number in a position (an SSE id)."""
+    return position.split("~", 1)[0]
 
 
 def get_events(base_url: str, *, token: str | None = None, cookie: str | None = None,
@@ -94,8 +100,10 @@ def get_events(base_url: str, *, token: str | None = None, cookie: str | None = 
     received = list(sseclient.SSEClient(chunks()).events()) if r.status_code == 200 else []
     text = b"".join(raw).decode("utf-8")
     retry = re.findall(r"^retry: (\d+)$", text, re.M)
-    return Response(r.status_code, r.headers.get("Content-Type", ""), received, re.findall(r"^id: (\S+)$", text, re.M),
-                    int(retry[-1]) if retry else None, time.monotonic() - started)
+    jobs = [e for e in received if e.event != event_stream.POSITION_EVENT]
+    positions = [e.data for e in received if e.event == event_stream.POSITION_EVENT]
+    return Response(r.status_code, r.headers.get("Content-Type", ""), jobs, re.findall(r"^id: (\S+)$", text, re.M),
+                    int(retry[-1]) if retry else None, time.monotonic() - started, positions)
 
 
 @dataclass
@@ -140,14 +148,19 @@ def test_response_shape_and_position_of_a_new_connection(base_url):
     assert r.status == 200
     assert r.content_type == "text/event-stream; charset=utf-8"
     assert r.events == []
-    assert r.ids == ["2"]
+    assert [seq_of(i) for i in r.ids] == ["2"] and r.positions == r.ids  # in a block with data, too
     assert r.retry_ms == event_stream.LIVE.retry_ms
     assert r.seconds < 5
 
 
-def test_quiet_user_gets_the_idle_retry(base_url):
-    r = get_events(base_url, token=tokens.issue_api_token(new_user(), name="script").secret)
-    assert (r.status, r.ids, r.retry_ms) == (200, ["0"], event_stream.IDLE.retry_ms)
+def test_quiet_user_gets_the_idle_retry_once_the_connection_is_no_longer_new(base_url):
+    user = new_user()
+    r = get_events(base_url, token=tokens.issue_api_token(user, name="new").secret)
+    # a new connection comes back soon: the stock frontend opens one just before an upload
+    assert (r.status, seq_of(r.ids[-1]), r.retry_ms) == (200, "0", event_stream.LIVE.retry_ms)
+    opened_long_ago = f"0~cfeed~o{int(time.time()) - event_stream.YOUNG_S - 5}"
+    r = get_events(base_url, token=tokens.issue_api_token(user, name="old").secret, last_event_id=opened_long_ago)
+    assert (r.status, seq_of(r.ids[-1]), r.retry_ms) == (200, "0", event_stream.IDLE.retry_ms)
     assert r.seconds < API_GATEWAY_LIMIT_S
 
 
@@ -156,7 +169,7 @@ def test_events_published_while_no_stream_is_open_are_replayed(base_url):
     user = new_user()
     tab = Tab(base_url, tokens.issue_session(user, name="t", admin=False).secret)
     tab.connect()
-    assert tab.last_id == "0"
+    assert seq_of(tab.last_id) == "0"
     # AND events published while it is disconnected (another user's event too)
     events.publish(user.id, events.JOB_CREATED, 7)
     events.publish(user.id, events.JOB_UPDATED, 7)
@@ -165,9 +178,9 @@ def test_events_published_while_no_stream_is_open_are_replayed(base_url):
     # WHEN it reconnects with Last-Event-ID
     tab.connect()
     # THEN it gets exactly its own missed events, in order, with their ids
-    assert [(e.event, e.data, e.id) for e in tab.received] == [
+    assert [(e.event, e.data, seq_of(e.id)) for e in tab.received] == [
         ("job_created", "7", "1"), ("job_updated", "7", "2"), ("job_deleted", "7", "3")]
-    assert tab.last_id == "3"
+    assert seq_of(tab.last_id) == "3"
     # AND the next reconnect has nothing new
     assert tab.connect().events == []
 
@@ -237,7 +250,7 @@ def test_runner_progress_reaches_a_following_tab_within_a_few_seconds(base_url, 
     runner.audio()
     tab = Tab(base_url, session)
     tab.connect()
-    assert tab.last_id.endswith(f"~{job_id}:0") and tab.received == []
+    assert f"~p{job_id}:0~" in tab.last_id and tab.received == []
     # WHEN the runner reports progress
     reported = time.monotonic()
     runner.heartbeat(35)
@@ -245,4 +258,44 @@ def test_runner_progress_reaches_a_following_tab_within_a_few_seconds(base_url, 
     # THEN the tab gets job_updated for the job within the live retry, with the new state in its id
     assert [(e.event, e.data) for e in tab.received] == [("job_updated", str(job_id))]
     assert time.monotonic() - reported < event_stream.LIVE.retry_ms / 1000 + 2.0
-    assert tab.last_id.endswith(f"~{job_id}:35")
+    assert f"~p{job_id}:35~" in tab.last_id
+
+
+def test_polls_neither_renew_nor_rotate_the_session_so_an_idle_tab_ends_on_time(base_url):
+    from datetime import timedelta
+
+    from chalicelib.store.base import now
+    from chalicelib.store.tokens import Token
+
+    # GIVEN a session inside its rolling window (any other request would rotate it), last used long ago
+    issued = tokens.issue_session(new_user(), name="tab", admin=False)
+    expires, used = now() + timedelta(seconds=4), now() - timedelta(hours=1)
+    issued.token.update(actions=[Token.expires_at.set(expires), Token.last_usage.set(used)])
+    tab = Tab(base_url, issued.secret)
+    # WHEN its tab polls the event stream
+    for _ in range(3):
+        r = requests.get(f"{base_url}/api/jobs/events", cookies={"token": issued.secret},
+                         headers={"Last-Event-ID": tab.last_id or ""}, timeout=10)
+        assert r.status_code == 200 and "Set-Cookie" not in r.headers
+        tab.last_id = re.findall(r"^id: (\S+)$", r.text, re.M)[-1]
+    # THEN the session is as it was: same secret, same expiry; only the opening counted as a use
+    token = Token.get(issued.token.token_hash)
+    assert token.expires_at == expires
+    assert token.last_usage > used
+    last_use = token.last_usage
+    # AND when it expires, the next poll is refused and EventSource gives up
+    time.sleep(max(0.0, (expires - now()).total_seconds()) + 0.5)
+    assert get_events(base_url, cookie=issued.secret, last_event_id=tab.last_id).status == 401
+    assert Token.get(issued.token.token_hash).last_usage == last_use
+
+
+def test_other_requests_still_rotate_a_session_in_its_rolling_window(base_url):
+    from datetime import timedelta
+
+    from chalicelib.store.base import now
+    from chalicelib.store.tokens import Token
+
+    issued = tokens.issue_session(new_user(), name="tab", admin=False)
+    issued.token.update(actions=[Token.expires_at.set(now() + timedelta(seconds=30))])
+    r = requests.get(f"{base_url}/api/users/info", cookies={"token": issued.secret}, timeout=10)
+    assert r.status_code == 200 and r.cookies.get("token") not in (None, issued.secret)

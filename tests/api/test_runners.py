@@ -226,19 +226,19 @@ def test_heartbeat_progress_reaches_streams_from_the_runner_row(api, runner):
     runner.audio()
     before = events.latest_seq(person.user.id)
     first = event_stream.stream(person.user.id, None)
-    assert f"id: {before}~{job_id}:0\n" in first and "event:" not in first  # a new client learns the state
+    assert f"id: {before}~p{job_id}:0\n" in first and "event: job_" not in first  # a new client learns the state
     runner.heartbeat(10)
     runner.heartbeat(10)
     assert events.latest_seq(person.user.id) == before  # heartbeats write nothing to the log
-    seen = f"{before}~{job_id}:0"
-    moved = event_stream.stream(person.user.id, before, event_stream.parse_progress(seen))
+    seen = f"{before}~p{job_id}:0"
+    moved = event_stream.stream(person.user.id, before, event_stream.Position.parse(seen).progress)
     assert moved.count("event: job_updated") == 1 and f"data: {job_id}\n" in moved
-    assert f"id: {before}~{job_id}:10\n" in moved
+    assert f"id: {before}~p{job_id}:10\n" in moved
     same = event_stream.stream(person.user.id, before, {job_id: 10})
-    assert "event:" not in same  # unchanged progress: no event
+    assert "event: job_" not in same  # unchanged progress: no event
     runner.result(transcript=TRANSCRIPT)
     done = event_stream.stream(person.user.id, before, {job_id: 10})
-    assert done.count("event: job_updated") == 1 and "~" not in done  # the result event; nothing running
+    assert done.count("event: job_updated") == 1 and "~p" not in done  # the result event; nothing running
 
 
 @pytest.fixture

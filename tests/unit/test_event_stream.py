@@ -36,14 +36,15 @@ def test_new_connection_gets_its_position_and_no_history():
     for job_id in (1, 2, 3):
         events.publish(USER, events.JOB_CREATED, job_id)
     body = event_stream.stream(USER, None)
-    assert "event:" not in body and "data:" not in body
-    assert lines(body, "id") == ["3"]
+    # the position travels in a block with data, under a name no stock client listens to
+    assert lines(body, "event") == [event_stream.POSITION_EVENT]
+    assert lines(body, "id") == ["3"] and lines(body, "data") == ["3"]
     assert lines(body, "retry") == [str(event_stream.LIVE.retry_ms)]  # recent events: live
 
 
 def test_quiet_user_is_told_to_come_back_later():
     body = event_stream.stream(USER, None)
-    assert lines(body, "id") == ["0"]
+    assert lines(body, "id") == ["0"] and lines(body, "data") == ["0"]
     assert lines(body, "retry") == [str(event_stream.IDLE.retry_ms)]
 
 
@@ -56,7 +57,8 @@ def test_events_after_the_position_are_replayed_in_order():
     body = event_stream.stream(USER, first)
     assert body == (f"retry: {event_stream.LIVE.retry_ms}\n\n"
                     f"id: {first + 1}\nevent: job_updated\ndata: 10\n\n"
-                    f"id: {first + 2}\nevent: job_deleted\ndata: 11\n\n")
+                    f"id: {first + 2}\nevent: job_deleted\ndata: 11\n\n"
+                    f"id: {first + 2}\nevent: wisp_position\ndata: {first + 2}\n\n")
 
 
 def test_a_position_beyond_the_log_restarts_at_the_newest_event():
@@ -119,13 +121,22 @@ def test_a_full_batch_asks_the_client_to_come_straight_back(monkeypatch):
     for job_id in range(5):
         events.publish(USER, events.JOB_UPDATED, job_id)
     body = event_stream.stream(USER, 0)
-    assert lines(body, "id") == ["1", "2", "3"] and lines(body, "retry") == ["0"]
+    assert lines(body, "id") == ["1", "2", "3", "3"] and lines(body, "retry") == ["0"]
 
 
 @pytest.mark.parametrize("raw, expected", [(None, None), ("17", 17), (" 17 ", 17), ("", None), ("-1", None),
-                                           ("abc", None), ("1e3", None), ("9" * 40, None)])
+                                           ("abc", None), ("1e3", None), ("9" * 40, None), ("17~cab12~o99", 17)])
 def test_parse_position(raw, expected):
-    assert event_stream.parse_position(raw) == expected
+    found = event_stream.Position.parse(raw)
+    assert (found.seq if found else None) == expected
+
+
+def test_a_position_renders_and_parses_back_and_the_earlier_form_is_understood():
+    position = event_stream.Position(42, {9: 0, 7: 35}, "ab12cd34ef", 1_700_000_000)
+    assert position.render() == "42~p7:35,9:0~cab12cd34ef~o1700000000"
+    assert event_stream.Position.parse(position.render()) == position
+    assert event_stream.Position.parse("42~7:35,9:0") == event_stream.Position(42, {7: 35, 9: 0})  # before 0.7
+    assert event_stream.Position.parse("42~c../x~oabc") == event_stream.Position(42)  # junk fields are ignored
 
 
 def test_holding_polls_the_log_and_delivers_events_as_they_come(monkeypatch):
@@ -137,7 +148,8 @@ def test_holding_polls_the_log_and_delivers_events_as_they_come(monkeypatch):
     fake.on_sleep.append(lambda: events.publish(USER, events.JOB_UPDATED, 5))
     body = event_stream.stream(USER, None, clock=fake.clock, sleep=fake.sleep)
     # THEN it is in the same response, which polled once a second and ended after the hold
-    assert lines(body, "event") == ["job_updated"] and lines(body, "data") == ["5"] and lines(body, "id") == ["1"]
+    assert lines(body, "event") == ["job_updated", event_stream.POSITION_EVENT]
+    assert lines(body, "data") == ["5", "1"] and lines(body, "id") == ["1", "1"]
     assert fake.sleeps == [event_stream.POLL_INTERVAL_S] * 3
     assert fake.now - 1000.0 <= 3.0
 
@@ -178,10 +190,15 @@ def cost_per_response(pace: Pace, memory_gb: float, running_jobs: int = 0) -> fl
             + reads * DYNAMODB_READ_UNIT + LOG_BYTES / 1e9 * LOGS_PER_GB)
 
 
-def cost_per_hour(pace: Pace, memory_gb: float, running_jobs: int = 0) -> float:
+def cost_per_hour(pace: Pace, memory_gb: float, running_jobs: int = 0, connections: int = 1) -> float:
+    """One tab of the stock frontend with ``connections`` open EventSources (it opens one more on
+    every cookie change and before every submit, and closes none). They share one pace (each comes
+    back every ``connections`` × retry), so together they make the requests of one; each writes its
+    "last seen" on the token every ``POLLER_REFRESH_S``. Polls write nothing else: no last_usage,
+    no rotation."""
     cycle = pace.hold_s + pace.retry_ms / 1000 + ROUND_TRIP_S
-    touches = 3600 / max(60.0, cycle)  # auth refreshes last_usage at most once a minute
-    return 3600 / cycle * cost_per_response(pace, memory_gb, running_jobs) + touches * DYNAMODB_WRITE_UNIT
+    writes = connections * 3600 / event_stream.POLLER_REFRESH_S
+    return 3600 / cycle * cost_per_response(pace, memory_gb, running_jobs) + writes * DYNAMODB_WRITE_UNIT
 
 
 def lambda_memory_gb() -> float:
@@ -195,11 +212,12 @@ def lambda_memory_gb() -> float:
 
 def test_an_idle_tab_costs_at_most_two_cents_a_day():
     memory = lambda_memory_gb()
-    idle_day = 24 * cost_per_hour(event_stream.IDLE, memory)
-    assert idle_day <= 0.02, idle_day
-    # and half an hour of live updates, with a job running, still fits
-    live = cost_per_hour(event_stream.LIVE, memory, running_jobs=1)
-    assert 23.5 * cost_per_hour(event_stream.IDLE, memory) + 0.5 * live <= 0.02
+    for connections in (1, event_stream.MAX_POLLERS):  # however many the stock frontend has opened
+        idle_day = 24 * cost_per_hour(event_stream.IDLE, memory, connections=connections)
+        assert idle_day <= 0.02, (connections, idle_day)
+        # and half an hour of live updates, with a job running, still fits
+        live = cost_per_hour(event_stream.LIVE, memory, running_jobs=1, connections=connections)
+        assert 23.5 * cost_per_hour(event_stream.IDLE, memory, connections=connections) + 0.5 * live <= 0.02
 
 
 def test_at_the_configured_memory_holding_costs_more_than_reconnecting():
@@ -277,3 +295,106 @@ def test_a_forgotten_waiting_job_stops_keeping_the_tab_live(monkeypatch):
     last = events.read(USER).last_at
     monkeypatch.setattr(event_stream, "wall_clock", lambda: last + event_stream.IN_FLIGHT_LIMIT_S + 1)
     assert lines(event_stream.stream(USER, None), "retry") == [str(event_stream.IDLE.retry_ms)]
+
+
+# ------------------------------------------------------------------------------------------
+# Connections: registered on the token, sharing one pace, young ones live
+# ------------------------------------------------------------------------------------------
+
+
+def _connect(token, raw=None):
+    """One poll as the route makes it; returns the body and the position the client keeps."""
+    from chalicelib.store.tokens import Token
+
+    body = event_stream.respond(USER, Token.get(token.token_hash), raw)
+    return body, lines(body, "data")[-1]
+
+
+@pytest.fixture
+def session_token():
+    from chalicelib.services import tokens
+    from tests.factories import make_user
+
+    return tokens.issue_session(make_user().user, name="tab", admin=False).token
+
+
+def _writes_to_tokens(monkeypatch):
+    from chalicelib.services import tokens
+
+    made = []
+    real = tokens.record_pollers
+    monkeypatch.setattr(tokens, "record_pollers", lambda *a, **kw: (made.append(kw), real(*a, **kw)))
+    return made
+
+
+def test_a_new_connection_is_recorded_once_and_its_polls_write_nothing(monkeypatch, session_token):
+    from chalicelib.services import tokens
+    from chalicelib.store.tokens import Token
+
+    writes = _writes_to_tokens(monkeypatch)
+    _body, position = _connect(session_token)
+    parsed = event_stream.Position.parse(position)
+    assert parsed.connection and parsed.opened is not None
+    assert writes == [{"opened": True}]
+    assert list(tokens.pollers_of(Token.get(session_token.token_hash))) == [parsed.connection]
+    for _ in range(5):  # the same connection coming back
+        _body, position = _connect(session_token, position)
+    assert writes == [{"opened": True}]  # nothing more until the refresh is due
+    assert event_stream.Position.parse(position).connection == parsed.connection
+    # WHEN the refresh is due THEN one write, which is not a new use of the token
+    later = time_after(monkeypatch, event_stream.POLLER_REFRESH_S)
+    _connect(session_token, position)
+    assert writes == [{"opened": True}, {"opened": False}]
+    assert tokens.pollers_of(Token.get(session_token.token_hash))[parsed.connection] == later
+
+
+def time_after(monkeypatch, seconds: int) -> int:
+    import time as real_time
+
+    moment = int(real_time.time()) + seconds
+    monkeypatch.setattr(event_stream, "wall_clock", lambda: moment)
+    return moment
+
+
+def test_a_young_connection_is_live_until_it_ages(monkeypatch, session_token):
+    # GIVEN a user with no events at all: a quiet user
+    body, position = _connect(session_token)
+    # THEN a new connection still comes back at the live pace (an upload is about to follow)
+    assert lines(body, "retry") == [str(event_stream.LIVE.retry_ms)]
+    time_after(monkeypatch, event_stream.YOUNG_S + 1)
+    body, _ = _connect(session_token, position)
+    assert lines(body, "retry") == [str(event_stream.IDLE.retry_ms)]
+
+
+def test_the_connections_of_one_token_share_one_pace(monkeypatch, session_token):
+    # GIVEN a tab of the stock frontend with five EventSources open (one per cookie change and submit)
+    time_after(monkeypatch, 0)
+    positions = [_connect(session_token)[1] for _ in range(5)]
+    slots = {event_stream.Position.parse(p).connection for p in positions}
+    assert len(slots) == 5
+    # WHEN they follow the stream for an idle hour, each coming back when told to
+    start = event_stream.wall_clock() + event_stream.YOUNG_S + 1
+    due = [start + i * 0.7 for i in range(5)]  # opened at slightly different moments
+    polls = []
+    while min(due) < start + 3600:
+        i = due.index(min(due))
+        now = due[i]
+        monkeypatch.setattr(event_stream, "wall_clock", lambda now=now: now)
+        body, positions[i] = _connect(session_token, positions[i])
+        polls.append(now)
+        due[i] = now + int(lines(body, "retry")[0]) / 1000 + 0.1
+    # THEN together they poll about as often as one connection would, evenly spread
+    alone = 3600 / (event_stream.IDLE.retry_ms / 1000)
+    assert len(polls) <= alone * 1.1, len(polls)
+    gaps = [b - a for a, b in zip(polls, polls[1:])]
+    assert max(gaps[10:]) <= event_stream.IDLE.retry_ms / 1000 * 1.6, max(gaps[10:])
+
+
+@pytest.mark.parametrize("count, index", [(1, 0), (3, 0), (3, 2), (16, 7)])
+def test_a_slot_waits_for_its_own_turn(count, index):
+    slot = event_stream.Slot(count, index)
+    for now in (0.0, 1.3, 29.9, 1234.5):
+        wait = slot.wait_ms(30_000, now) / 1000
+        assert 15 <= wait <= 30 * count + 15
+        if count > 1:
+            assert round((now + wait) % (30 * count), 3) == round(index * 30.0, 3)
