@@ -370,7 +370,11 @@ def _json_problem(value: Any, limit: int) -> str | None:
 
 
 def _decode_form(request: Any) -> Any:
-    """An ``application/x-www-form-urlencoded`` (or multipart, without files) body as a dict."""
+    """An ``application/x-www-form-urlencoded`` (or multipart, without files) body as a dict.
+
+    A blank field counts as not sent, as in upstream's FastAPI forms: ``grant_type=`` is no grant
+    type (Swagger UI's "Send empty value" sends that), and a blank ``username`` is a missing one.
+    """
     from urllib.parse import parse_qsl
 
     raw = request.raw_body or b""
@@ -379,12 +383,12 @@ def _decode_form(request: Any) -> Any:
         from ..multipart_form import parse_multipart
 
         fields, _files = parse_multipart(raw, content_type)
-        return fields
+        return {k: v for k, v in fields.items() if v != ""}
     try:
         pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
     except UnicodeDecodeError:
         return {}
-    return dict(pairs)
+    return {k: v for k, v in pairs if v != ""}
 
 
 def text_response(body: str | bytes, *, content_type: str, status: int = 200,

@@ -29,6 +29,23 @@ class RequestModel(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def _without_null_defaults(schema: dict[str, Any]) -> None:
+    for prop in schema.get("properties", {}).values():
+        if "default" in prop and prop["default"] is None:
+            del prop["default"]
+
+
+class FormModel(RequestModel):
+    """Form bodies (``application/x-www-form-urlencoded``): their schema names no ``null`` defaults.
+
+    A form cannot send null. Swagger UI pre-fills each form field with its default as text, so a
+    documented ``default: null`` became the word "null" in the request (a 422 for ``grant_type``).
+    Upstream's document has no null defaults for its forms either.
+    """
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_without_null_defaults)
+
+
 def normalise_email(value: str) -> str:
     """Syntax check and normalisation with email-validator (no DNS): domain lower-cased/IDNA,
     local part as typed. Parsed per call (upstream bug §12.17 kept the domain in shared state)."""

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from .common import EmailValidated, PasswordValidated, RequestModel
+from .common import EmailValidated, FormModel, PasswordValidated, RequestModel
 
 
 class UserResponse(BaseModel):
@@ -39,15 +39,15 @@ class AcceptTosQuery(BaseModel):
     tos_version: int
 
 
-class LoginForm(RequestModel):
+class LoginForm(FormModel):
     """OAuth2 password form (``application/x-www-form-urlencoded``)."""
 
     grant_type: str | None = Field(default=None, pattern=r"^password$")
     username: str
-    password: str
+    password: str = Field(json_schema_extra={"format": "password"})
     scope: str = ""
     client_id: str | None = None
-    client_secret: str | None = None
+    client_secret: str | None = Field(default=None, json_schema_extra={"format": "password"})
 
 
 class SignupRequest(RequestModel):
