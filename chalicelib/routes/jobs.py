@@ -40,11 +40,13 @@ def _missing_audio_file() -> errors.ValidationFailed:
               body_format="multipart", response=int,
               errors={400: "Unknown job_settings_id, or a malformed multipart body",
                       413: "Request body over the Lambda limit: use the direct-upload extension",
-                      415: "The part is not audio/* or video/*"})
+                      415: "The file is not audio or video"})
 def submit_job(call: Call) -> int:
     """Submit a transcription job: multipart/form-data with the file in the part ``audio_file``.
 
     Without ``job_settings_id`` the caller's default settings apply (or the application defaults).
+    The part's type must be ``audio/*`` or ``video/*``; a part labelled ``application/octet-stream``
+    (as ``curl -F`` labels most audio files) or not labelled is judged by the file's content.
     Bodies over the Lambda payload limit get 413; upload big files with the Wisp extension
     ``POST /api/wisp/uploads``. Returns the new job id.
     """

@@ -58,6 +58,35 @@ def is_media_type(content_type: str | None) -> bool:
     return content_type.split("/", 1)[0].strip().lower() in ("audio", "video") and "/" in content_type
 
 
+# Part types that say nothing about the file: curl -F labels every file it does not know by its
+# extension (.wav, .mp3, .m4a, ...) application/octet-stream, and some clients send no type at all.
+_UNLABELLED = {"", "application/octet-stream", "binary/octet-stream"}
+SNIFF_BYTES = 8192  # what filetype reads at most
+
+
+def upload_media_type(declared: str | None, data: bytes) -> str:
+    """The audio/* or video/* type of an uploaded file; 415 when it is neither.
+
+    An audio/video part type is taken as sent. A part without a useful type is judged by its
+    first bytes (magic numbers), so ``curl -F audio_file=@talk.wav`` works; any other declared
+    type (text/plain, image/png, ...) is a 415 as upstream answers (spec §3.5)."""
+    if is_media_type(declared):
+        return str(declared)
+    label = (declared or "").split(";", 1)[0].strip().lower()
+    if label not in _UNLABELLED:
+        raise errors.UnsupportedMediaType(
+            f"The uploaded file must be audio or video, but its part says {label}; send it as audio/* or video/*")
+    import filetype  # only here: most uploads are labelled
+
+    kind = filetype.guess(data[:SNIFF_BYTES])
+    if kind is not None and is_media_type(kind.mime):
+        return str(kind.mime)
+    found = f"looks like {kind.mime}" if kind is not None else "is no audio or video format we recognise"
+    raise errors.UnsupportedMediaType(
+        f"The uploaded file must be audio or video: its part has no media type ({label or 'none'}) and its "
+        f"content {found}")
+
+
 # ------------------------------------------------------------------------------------------
 # Status (spec §5.2)
 # ------------------------------------------------------------------------------------------
@@ -129,12 +158,11 @@ def submit_job(*, user_id: int, file_name: str, content_type: str | None, data: 
     """Store the audio, queue the job, tell the owner, try to assign; returns the job id.
 
     ``has_default_settings``: the owner row's flag (False spares reading the default pointer)."""
-    if not is_media_type(content_type):
-        raise errors.UnsupportedMediaType("The uploaded file must have an audio/* or video/* content type")
+    media_type = upload_media_type(content_type, data)
     resolved = job_settings.resolve_for_job(user_id, settings_id, has_default=has_default_settings)
     ids = allocate(JOB)
     key = storage.audio_key(int(ids.value))
-    storage.put(key, data, content_type=str(content_type))
+    storage.put(key, data, content_type=media_type)
     return _create(ids, user_id=user_id, file_name=file_name, audio_key=key, resolved=resolved)
 
 

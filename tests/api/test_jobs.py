@@ -86,7 +86,7 @@ def test_submit_job_errors(api):
     # not audio/video
     for bad in ("text/plain", "application/octet-stream", "audio"):
         assert submit(api, person.token, content_type=bad).status_code == 415, bad
-    raw, ctype = multipart(content_type=None)
+    raw, ctype = multipart(b"just some text", content_type=None)
     r = api.post("/api/jobs/submit_job", body=raw, headers={"Content-Type": ctype}, token=person.token)
     assert r.status_code == 415
     assert submit(api, person.token, content_type="video/mp4").status_code == 200
@@ -101,6 +101,56 @@ def test_submit_job_errors(api):
     r = api.post("/api/jobs/submit_job", body=b"garbage", headers={"Content-Type": "multipart/form-data"},
                  token=person.token)
     assert r.status_code == 400
+
+
+def _wav() -> bytes:
+    import io
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000), w.writeframes(b"\x00\x00" * 1600)
+    return out.getvalue()
+
+
+# first bytes of real files of each kind, as filetype reads them
+SNIFFED = {
+    "talk.wav": (_wav(), "audio/x-wav"),
+    "talk.mp3": (b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" * 64, "audio/mpeg"),
+    "talk.ogg": (b"OggS\x00\x02" + b"\x00" * 60, "audio/ogg"),
+    "talk.flac": (b"fLaC\x00\x00\x00\x22" + b"\x00" * 60, "audio/x-flac"),
+    "talk.mp4": (b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + b"\x00" * 40, "video/mp4"),
+    "talk.webm": (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\xf2\x81\x04\x42\xf3\x81\x08"
+                  b"\x42\x82\x84webm" + b"\x00" * 40, "video/webm"),
+}
+
+
+@pytest.mark.parametrize("part_type", ["application/octet-stream", None])
+@pytest.mark.parametrize("filename", sorted(SNIFFED))
+def test_submit_job_unlabelled_part_is_judged_by_its_content(api, filename, part_type):
+    # GIVEN a part labelled as curl -F labels files it does not know (or not labelled at all)
+    person = make_user()
+    data, media_type = SNIFFED[filename]
+    raw, ctype = multipart(data, filename=filename, content_type=part_type)
+    # WHEN it is submitted
+    r = api.post("/api/jobs/submit_job", body=raw, headers={"Content-Type": ctype}, token=person.token)
+    # THEN the file's first bytes decide, and the stored audio carries the type found
+    assert r.status_code == 200, r.body
+    head = aws.client("s3").head_object(Bucket=environment().bucket, Key=storage.audio_key(body(r)))
+    assert head["ContentType"] == media_type
+
+
+def test_submit_job_unlabelled_part_that_is_not_media_is_415(api):
+    person = make_user()
+    for data, found in ((b"%PDF-1.7\n" + b"x" * 100, "application/pdf"), (b"plain words", "no audio or video format"),
+                        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "image/png")):
+        raw, ctype = multipart(data, filename="talk.wav", content_type="application/octet-stream")
+        r = api.post("/api/jobs/submit_job", body=raw, headers={"Content-Type": ctype}, token=person.token)
+        assert r.status_code == 415 and found in body(r)["detail"], body(r)
+    # a declared non-media type is not second-guessed, even when the bytes are audio (upstream: 415)
+    r = submit(api, person.token, data=_wav(), content_type="text/plain")
+    assert r.status_code == 415 and "text/plain" in body(r)["detail"]
+    assert _objects("audio/") == []
 
 
 def test_submit_job_over_the_lambda_limit_names_the_upload_extension(api, monkeypatch):
