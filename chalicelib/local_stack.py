@@ -8,8 +8,9 @@ What it starts, in this order (and stops in reverse on Ctrl-C or SIGTERM):
 4. one runner on the CPU with the ``tiny.en`` model, in its own process group.
 
 State lives in ``WISP_STATE_DIR`` (default ``.wisp-local/``): the generated secret key and admin
-password, the runner token, and moto's request recording. The recording is replayed at the next
-start, which is how accounts, jobs and S3 objects survive a restart.
+password, the runner token, and the local AWS state (``aws/``: a snapshot plus a journal of the
+changes since, see ``chalicelib/local_aws.py``), which is how accounts, jobs and S3 objects survive
+a restart.
 
 Never imported by ``app.py``; run it as ``python -m chalicelib.local_stack``.
 """
@@ -50,7 +51,8 @@ class Options:
     port: int  # PORT: the API and the landing page
     moto_port: int  # WISP_MOTO_PORT: the local AWS endpoint (0 = any free port)
     state_dir: Path  # WISP_STATE_DIR
-    persist: bool  # WISP_PERSIST: record moto's requests and replay them at the next start
+    persist: bool  # WISP_PERSIST: load the saved local AWS state and keep saving it (0: neither; nothing is deleted)
+    recover: bool  # WISP_STATE_RECOVER: load what can still be read from damaged state files
     runner: bool  # WISP_LOCAL_RUNNER: start the local CPU runner
     runner_model: str  # WISP_LOCAL_RUNNER_MODEL
 
@@ -79,6 +81,7 @@ def read_options() -> Options:
         moto_port=_port("WISP_MOTO_PORT", 8001, lowest=0),
         state_dir=Path(os.environ.get("WISP_STATE_DIR") or ROOT / ".wisp-local").resolve(),
         persist=_flag("WISP_PERSIST", True),
+        recover=_flag("WISP_STATE_RECOVER", False),
         runner=_flag("WISP_LOCAL_RUNNER", True),
         runner_model=os.environ.get("WISP_LOCAL_RUNNER_MODEL") or "tiny.en",
     )
@@ -127,13 +130,12 @@ def prepare_environment(opts: Options) -> None:
         env["WISP_SECRET_KEY"] = _stored_secret(opts.state_dir / "secret-key", lambda: secrets.token_hex(32))
     if not env.get("WISP_ADMIN_PASSWORD"):
         env["WISP_ADMIN_PASSWORD"] = _stored_secret(opts.state_dir / "admin-password", _new_password)
-    # moto reads these when it is imported
-    env["MOTO_RECORDER_FILEPATH"] = str(opts.state_dir / "moto-recording.jsonl")
+    # moto's own recorder stays off: chalicelib/local_aws.py keeps the state
     env.pop("MOTO_ENABLE_RECORDING", None)
 
 
 # --------------------------------------------------------------------------------------------
-# moto server (+ persistence through its recorder)
+# Local AWS: moto's server, one request at a time, its state kept in the state directory
 # --------------------------------------------------------------------------------------------
 
 
@@ -150,64 +152,47 @@ def _check_port_free(port: int, what: str, variable: str) -> None:
 
 
 class LocalAws:
-    """moto's server in a thread of this process; its state is kept only in memory."""
+    """moto's server in a thread of this process, serving one request at a time.
+
+    moto's backends are not thread-safe, and its server runs each request in its own thread, so
+    :class:`~chalicelib.local_aws.SerializedMoto` puts one lock around moto. ``restore`` loads the
+    saved state and keeps saving it (:class:`~chalicelib.local_aws.Persistence`).
+    """
 
     def __init__(self, port: int) -> None:
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import MotoRequestHandler
+        from werkzeug.serving import make_server
 
-        # ThreadedMotoServer waits forever when it cannot bind, so check first
+        from .local_aws import SerializedMoto
+
         _check_port_free(port, "the local AWS endpoint", "WISP_MOTO_PORT")
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per AWS call
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        self._server.start()
-        host, bound = self._server.get_host_and_port()
+        self.moto = SerializedMoto()
+        self._server = make_server("127.0.0.1", port, self.moto, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="local-aws", daemon=True)
+        self._thread.start()
+        host, bound = self._server.server_address[:2]
         self.url = f"http://{host}:{bound}"
+        self.persistence: Any = None
 
-    def restore(self, recording: Path) -> int:
-        """Replay a previous run's requests; returns how many. Then record this run's (appended)."""
-        from moto.moto_api import recorder
+    def restore(self, state_dir: Path, *, recover: bool = False) -> Any:
+        """Load the state saved in ``state_dir`` and save every change from now on; returns what was loaded."""
+        from .local_aws import Persistence
 
-        replayed = 0
-        if recording.exists() and recording.stat().st_size > 0:
-            with recording.open(encoding="utf-8") as f:
-                replayed = sum(1 for line in f if line.strip())
-            recorder.replay_recording(target_host=self.url)
-        recording.touch(mode=0o600)  # it holds password hashes and the runner's token hash
-        _record_only_writes(recorder)
-        recorder.start_recording()
-        return replayed
+        self.persistence = Persistence(self.moto, state_dir / "aws", legacy=state_dir / "moto-recording.jsonl",
+                                       recover=recover)
+        restored = self.persistence.load()
+        self.persistence.start()
+        return restored
 
     def stop(self) -> None:
         try:
-            from moto.moto_api import recorder
-
-            recorder.stop_recording()
+            if self.persistence is not None:
+                self.persistence.close()
         finally:
-            self._server.stop()
-
-
-# Requests that change nothing need no replay; leaving them out keeps the recording (and the next
-# start) several times shorter: most of Wisp's AWS traffic is reads.
-_DYNAMODB_READS = ("GetItem", "BatchGetItem", "TransactGetItems", "Query", "Scan", "DescribeTable",
-                   "DescribeTimeToLive", "ListTables", "ListTagsOfResource", "DescribeContinuousBackups")
-
-
-def _is_read(request: Any) -> bool:
-    target = request.headers.get("X-Amz-Target") or ""
-    if target.startswith("DynamoDB_"):
-        return target.split(".", 1)[-1] in _DYNAMODB_READS
-    # S3 is the only REST service Wisp uses; SES calls are all POSTs
-    return request.method in ("GET", "HEAD")
-
-
-def _record_only_writes(recorder: Any) -> None:
-    record = type(recorder)._record_request
-
-    def record_writes(request: Any, body: bytes | None = None) -> None:
-        if not _is_read(request):
-            record(recorder, request, body)
-
-    recorder._record_request = record_writes  # moto calls it through the module's instance
+            self._server.shutdown()
+            self._thread.join(timeout=10)
+            self._server.server_close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,16 +209,17 @@ def bootstrap(settings: Any) -> None:
     schedules.provision_users()  # what infra/deploy.py invokes after a deploy
 
 
-def runner_token(opts: Options, replayed: bool) -> str:
+def runner_token(opts: Options, restored: bool) -> str:
     """The local runner's token: WISP_RUNNER_TOKEN, the one stored last time, or a new one.
 
-    A stored token is only valid while the recording that created it is replayed, so it is reused
-    only after a replay and replaced otherwise.
+    A stored token is only valid in the state that created it, so it is reused only after that
+    state was restored. Without persistence the new token is not stored either: the saved state
+    and its token stay as they were for the next persistent start.
     """
     if os.environ.get("WISP_RUNNER_TOKEN"):
         return os.environ["WISP_RUNNER_TOKEN"]
     path = opts.state_dir / "runner-token"
-    if replayed and path.exists():
+    if restored and path.exists():
         stored = path.read_text(encoding="utf-8").strip()
         if stored:
             return stored
@@ -242,7 +228,8 @@ def runner_token(opts: Options, replayed: bool) -> str:
     # what POST /api/admins/create_runner does
     runner_id, token = runners.create_runner()
     print(f"local runner: created runner {runner_id}")
-    _write_private(path, token)
+    if opts.persist:
+        _write_private(path, token)
     return token
 
 
@@ -431,11 +418,11 @@ class LocalRunner:
             pass
 
 
-def start_runner(opts: Options, backend_url: str, replayed: bool) -> LocalRunner | None:
+def start_runner(opts: Options, backend_url: str, restored: bool) -> LocalRunner | None:
     if not opts.runner:
         print("local runner: off (WISP_LOCAL_RUNNER=0)")
         return None
-    return LocalRunner(backend_url=backend_url, token=runner_token(opts, replayed), model=opts.runner_model)
+    return LocalRunner(backend_url=backend_url, token=runner_token(opts, restored), model=opts.runner_model)
 
 
 # --------------------------------------------------------------------------------------------
@@ -451,7 +438,7 @@ def _on_signal(signum: int, frame: Any) -> None:
     raise _Stop(signal.Signals(signum).name)
 
 
-def _banner(opts: Options, settings: Any, url: str, aws_url: str, replayed: int, runner: LocalRunner | None,
+def _banner(opts: Options, settings: Any, url: str, aws_url: str, restored: Any, runner: LocalRunner | None,
             schedules: list[str]) -> str:
     admins = [(n, u) for n, u in sorted(settings.security.local_account.user_provisioning.items()) if u.is_admin]
     generated = os.environ.get("WISP_ADMIN_PASSWORD")
@@ -463,8 +450,8 @@ def _banner(opts: Options, settings: Any, url: str, aws_url: str, replayed: int,
         f"  Local AWS:      {aws_url}  (moto: DynamoDB, S3, SES)",
         f"  Configuration:  {os.environ['WISP_CONFIG']}",
         f"  State:          {opts.state_dir}"
-        + (f"  (replayed {replayed} recorded AWS requests)" if replayed else "")
-        + ("" if opts.persist else "  (not persisted: WISP_PERSIST=0)"),
+        + (f"  (restored: {restored.tables} tables, {restored.objects} objects)" if restored and restored.anything else "")
+        + ("" if opts.persist else "  (WISP_PERSIST=0: started empty, nothing saved; the saved state is left as it was)"),
     ]
     for _, user in admins:
         password = user.password if user.password == generated else "(the password in your configuration)"
@@ -484,6 +471,15 @@ def _banner(opts: Options, settings: Any, url: str, aws_url: str, replayed: int,
     return "\n".join(lines)
 
 
+def _report_restore(restored: Any, directory: Path) -> None:
+    for note in restored.notes:
+        print(f"local AWS state: {note}")
+    if restored.skipped:
+        print("local AWS state: recovered with WISP_STATE_RECOVER=1; left out: " + "; ".join(restored.skipped))
+    if restored.anything:
+        print(f"local AWS state: restored {restored.summary()} from {directory}")
+
+
 def run(opts: Options) -> int:
     prepare_environment(opts)
     from .settings import get_settings
@@ -501,13 +497,9 @@ def run(opts: Options) -> int:
     serving: threading.Thread | None = None
     schedules: LocalSchedules | None = None
     try:
-        recording = Path(os.environ["MOTO_RECORDER_FILEPATH"])
-        if not opts.persist:
-            recording.unlink(missing_ok=True)
-        started = time.monotonic()
-        replayed = aws.restore(recording) if opts.persist else 0
-        if replayed:
-            print(f"restored state: replayed {replayed} recorded AWS requests in {time.monotonic() - started:.1f} s")
+        restored = aws.restore(opts.state_dir, recover=opts.recover) if opts.persist else None
+        if restored is not None:
+            _report_restore(restored, opts.state_dir / "aws")
         bootstrap(settings)
         server = make_server(opts.port)
         url = f"http://127.0.0.1:{server.server.server_address[1]}"
@@ -519,10 +511,10 @@ def run(opts: Options) -> int:
         # they wait until `runner` is set (the child unblocks them for itself)
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
-            runner = start_runner(opts, url, bool(replayed))
+            runner = start_runner(opts, url, bool(restored and restored.anything))
         finally:
             _unblock_stop_signals()
-        print(_banner(opts, settings, url, aws.url, replayed, runner, schedules.names), flush=True)
+        print(_banner(opts, settings, url, aws.url, restored, runner, schedules.names), flush=True)
         reported = False
         while True:
             time.sleep(0.5)
@@ -549,6 +541,7 @@ def run(opts: Options) -> int:
 
 
 def main() -> int:
+    from .local_aws import StateError
     from .settings import ConfigError  # reads no environment at import
 
     signal.signal(signal.SIGINT, _on_signal)
@@ -559,7 +552,7 @@ def main() -> int:
     except ConfigError as exc:  # from the file, or from provisioning the accounts it lists
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except StartupError as exc:
+    except (StartupError, StateError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return EXIT_STARTUP
     except _Stop:

@@ -86,7 +86,7 @@ def test_state_survives_a_restart(stacks):
     stack = stacks()
 
     # THEN the account, its API token, the S3 object and the provisioned admin are all there
-    assert "replayed" in stack.output()
+    assert "local AWS state: restored" in stack.output()
     r = requests.get(f"{stack.url}/api/users/info", headers={"Authorization": f"Bearer {api_token}"})
     assert r.status_code == 200, r.text
     assert r.json()["email"] == email

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from types import SimpleNamespace
 
 import pytest
 from chalice import Chalice, Cron, Rate
 
-from chalicelib import local_stack
+from chalicelib import local_aws, local_stack
 
 
 @pytest.fixture(autouse=True)
@@ -18,40 +17,20 @@ def aws_mock():
     yield
 
 
-def request(method: str, target: str | None = None) -> SimpleNamespace:
-    return SimpleNamespace(method=method, headers={"X-Amz-Target": target} if target else {})
-
-
-@pytest.mark.parametrize("req, is_read", [
-    (request("POST", "DynamoDB_20120810.GetItem"), True),
-    (request("POST", "DynamoDB_20120810.Query"), True),
-    (request("POST", "DynamoDB_20120810.DescribeTable"), True),
-    (request("POST", "DynamoDB_20120810.UpdateItem"), False),
-    (request("POST", "DynamoDB_20120810.TransactWriteItems"), False),
-    (request("GET"), True),  # S3 GetObject / ListBuckets
-    (request("HEAD"), True),
-    (request("PUT"), False),  # S3 PutObject
-    (request("DELETE"), False),
-    (request("POST"), False),  # SES SendEmail, S3 DeleteObjects
+@pytest.mark.parametrize("method, target, read", [
+    ("POST", "DynamoDB_20120810.GetItem", True),
+    ("POST", "DynamoDB_20120810.Query", True),
+    ("POST", "DynamoDB_20120810.DescribeTable", True),
+    ("POST", "DynamoDB_20120810.UpdateItem", False),
+    ("POST", "DynamoDB_20120810.TransactWriteItems", False),
+    ("GET", None, True),  # S3 GetObject / ListBuckets
+    ("HEAD", None, True),
+    ("PUT", None, False),  # S3 PutObject
+    ("DELETE", None, False),
+    ("POST", None, False),  # SES SendEmail, S3 DeleteObjects
 ])
-def test_only_requests_that_change_state_are_recorded(req, is_read):
-    assert local_stack._is_read(req) is is_read
-
-
-def test_the_recorder_filter_passes_writes_through():
-    recorded = []
-
-    class Recorder:
-        def _record_request(self, request, body=None):
-            recorded.append(request)
-
-    recorder = Recorder()
-    local_stack._record_only_writes(recorder)
-    write, read = request("PUT"), request("POST", "DynamoDB_20120810.GetItem")
-    recorder._record_request(write)
-    recorder._record_request(read)
-
-    assert recorded == [write]
+def test_only_requests_that_change_state_are_journaled(method, target, read):
+    assert local_aws.is_read(method, target) is read
 
 
 def test_cron_schedules_run_at_start_and_rate_schedules_wait_a_period():
@@ -101,13 +80,14 @@ def test_bad_ports_are_refused_by_name(monkeypatch, name, value):
 
 
 def test_options_default_to_the_documented_values(monkeypatch):
-    for name in ("PORT", "WISP_MOTO_PORT", "WISP_STATE_DIR", "WISP_PERSIST", "WISP_LOCAL_RUNNER",
+    for name in ("PORT", "WISP_MOTO_PORT", "WISP_STATE_DIR", "WISP_PERSIST", "WISP_STATE_RECOVER", "WISP_LOCAL_RUNNER",
                  "WISP_LOCAL_RUNNER_MODEL"):
         monkeypatch.delenv(name, raising=False)
 
     opts = local_stack.read_options()
 
-    assert (opts.port, opts.moto_port, opts.persist, opts.runner, opts.runner_model) == (8000, 8001, True, True, "tiny.en")
+    assert (opts.port, opts.moto_port, opts.persist, opts.recover, opts.runner, opts.runner_model) == (
+        8000, 8001, True, False, True, "tiny.en")
     assert opts.state_dir == local_stack.ROOT / ".wisp-local"
 
 
