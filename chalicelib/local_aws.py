@@ -112,7 +112,10 @@ class SerializedMoto:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         body = _take_body(environ)
         with self.lock:
-            answer = self._invoke(environ)
+            if environ.get("PATH_INFO") == "/moto-api/data.json":
+                answer = _model_data()
+            else:
+                answer = self._invoke(environ)
             if self.journal is not None and answer.status < 400 and _changes_state(environ):
                 self.journal(_journal_entry(environ, body, answer))
         start_response(answer.status_line, answer.headers)
@@ -195,6 +198,36 @@ class SerializedMoto:
             body = body.read()
         answer = self.request(request.method, request.url, dict(request.headers.items()), body)
         return AWSResponse(request.url, answer.status, HeadersDict(answer.headers), _RawBody(answer.body))
+
+
+def _model_data() -> Answer:
+    """``GET /moto-api/data.json``: every model moto tracks, with its JSON-serializable public attributes.
+
+    moto's own version fails (500) as soon as an unfinished multipart upload has a part: the part's
+    ``status`` property looks up a bucket by a name the part does not have. Here an attribute that
+    cannot be read is left out, like one that cannot be serialized.
+    """
+    from moto.core.model_instances import model_data
+
+    result: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for service in sorted(model_data):
+        result[service] = {}
+        for name in sorted(model_data[service]):
+            instances = []
+            for instance in getattr(model_data[service][name], "instances_tracked", []):
+                shown: dict[str, Any] = {}
+                for attribute in dir(instance):
+                    if attribute.startswith("_"):
+                        continue
+                    try:
+                        value = getattr(instance, attribute)
+                        json.dumps(value)
+                    except Exception:  # noqa: BLE001, S112 - unreadable or not JSON: not shown
+                        continue
+                    shown[attribute] = value
+                instances.append(shown)
+            result[service][name] = instances
+    return Answer(200, "200 OK", [("Content-Type", "application/javascript")], json.dumps(result).encode())
 
 
 class _RawBody(io.BytesIO):
@@ -860,6 +893,7 @@ class Persistence:
         self.journal: Journal | None = None
         self._compacting = threading.Lock()  # one compaction at a time
         self._stop = threading.Event()
+        self._due = threading.Event()  # set when the journal reached a size limit
         self._thread: threading.Thread | None = None
         self._damaged_dir: Path | None = None
         self._journal_failed = False
@@ -1007,6 +1041,8 @@ class Persistence:
         assert self.journal is not None
         try:
             self.journal.append(entry)
+            if self.journal.entries >= self.compact_entries or self.journal.bytes >= self.compact_bytes:
+                self._due.set()
         except OSError as exc:
             if not self._journal_failed:
                 self._journal_failed = True
@@ -1014,18 +1050,27 @@ class Persistence:
                          "will not survive a restart")
 
     def _compact_when_due(self) -> None:
-        while not self._stop.wait(1.0):
-            journal = self.journal
-            if journal is None or journal.entries == 0:
-                continue
-            age = time.monotonic() - (journal.first_at or time.monotonic())
-            if (journal.entries >= self.compact_entries or journal.bytes >= self.compact_bytes
-                    or age >= self.compact_seconds):
-                try:
-                    self.compact()
-                except Exception as exc:  # noqa: BLE001 - the journal keeps everything; try again later
-                    self.log(f"local AWS: could not write a snapshot ({type(exc).__name__}: {exc}); "
-                             "the journal keeps every change")
+        while not self._stop.is_set():
+            self._due.wait(1.0)
+            self._due.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.compact_if_due()
+            except Exception as exc:  # noqa: BLE001 - the journal keeps everything; try again later
+                self.log(f"local AWS: could not write a snapshot ({type(exc).__name__}: {exc}); "
+                         "the journal keeps every change")
+                self._stop.wait(30)
+
+    def compact_if_due(self) -> bool:
+        """Compact when the journal has reached one of its limits (entries, bytes, age)."""
+        journal = self.journal
+        if journal is None or journal.entries == 0:
+            return False
+        age = time.monotonic() - (journal.first_at or time.monotonic())
+        if journal.entries >= self.compact_entries or journal.bytes >= self.compact_bytes or age >= self.compact_seconds:
+            return self.compact()
+        return False
 
     def compact(self, *, force: bool = False) -> bool:
         """Write a snapshot of the current state and start a new journal; False when nothing changed."""
@@ -1057,13 +1102,18 @@ class Persistence:
             self.blobs.known = {k: v for k, v in self.blobs.known.items() if v in used}
             return True
 
-    def close(self) -> None:
-        """Stop compacting in the background, fold the journal into a last snapshot, stop journaling."""
+    def close(self, *, snapshot: bool = True) -> None:
+        """Stop compacting in the background, fold the journal into a last snapshot, stop journaling.
+
+        ``snapshot=False`` leaves the journal as a killed process would (tests use it).
+        """
         self._stop.set()
+        self._due.set()
         if self._thread is not None:
             self._thread.join(timeout=60)
         try:
-            self.compact()
+            if snapshot:
+                self.compact()
         finally:
             with self.moto.lock:
                 self.moto.journal = None

@@ -169,26 +169,30 @@ class LocalAws:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per AWS call
         self.moto = SerializedMoto()
         self._server = make_server("127.0.0.1", port, self.moto, threaded=True, request_handler=MotoRequestHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-aws", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="local-aws", daemon=True)
         self._thread.start()
         host, bound = self._server.server_address[:2]
         self.url = f"http://{host}:{bound}"
         self.persistence: Any = None
 
-    def restore(self, state_dir: Path, *, recover: bool = False) -> Any:
-        """Load the state saved in ``state_dir`` and save every change from now on; returns what was loaded."""
+    def restore(self, state_dir: Path, *, recover: bool = False, **tuning: Any) -> Any:
+        """Load the state saved in ``state_dir`` and save every change from now on; returns what was loaded.
+
+        ``tuning``: the compaction limits of :class:`~chalicelib.local_aws.Persistence` (tests).
+        """
         from .local_aws import Persistence
 
         self.persistence = Persistence(self.moto, state_dir / "aws", legacy=state_dir / "moto-recording.jsonl",
-                                       recover=recover)
+                                       recover=recover, **tuning)
         restored = self.persistence.load()
         self.persistence.start()
         return restored
 
-    def stop(self) -> None:
+    def stop(self, *, snapshot: bool = True) -> None:
         try:
             if self.persistence is not None:
-                self.persistence.close()
+                self.persistence.close(snapshot=snapshot)
         finally:
             self._server.shutdown()
             self._thread.join(timeout=10)
