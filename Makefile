@@ -16,8 +16,12 @@ PY := $(VENV)/bin/python
 # pip runs again when any of these changes (requirements-dev.txt includes the other two)
 REQUIREMENTS := requirements-dev.txt requirements.txt runner_image/requirements.txt
 STAMP := $(VENV)/.requirements-installed
-# espeak-ng speaks the test audio; faster-whisper decodes audio with PyAV, so no ffmpeg is needed
+# espeak-ng speaks the test audio; faster-whisper decodes audio with PyAV, so no ffmpeg is needed.
+# chromium is the browser the end-to-end tests drive (with playwright-core from tests/clients).
 APT_PACKAGES := espeak-ng
+TEST_APT_PACKAGES := chromium
+# the real clients the end-to-end tests run (npm ci whenever the lock file changes)
+CLIENTS_STAMP := tests/clients/node_modules/.installed
 
 .PHONY: help run test system-packages
 
@@ -30,7 +34,8 @@ run: system-packages $(STAMP)
 
 # Two pytest runs: the runner is its own project (runner_image/pytest.ini, its own `tests`
 # package). Both always run; any failure, or a run that collects no tests (status 5), fails.
-test: system-packages $(STAMP)
+test: APT_PACKAGES += $(TEST_APT_PACKAGES)
+test: system-packages $(STAMP) $(CLIENTS_STAMP)
 	status=0; \
 	$(VENV)/bin/ruff check --quiet . || status=$$?; \
 	$(PY) -m pytest -q tests || status=$$?; \
@@ -39,6 +44,11 @@ test: system-packages $(STAMP)
 
 $(STAMP): $(REQUIREMENTS) | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+$(CLIENTS_STAMP): tests/clients/package.json tests/clients/package-lock.json
+	@command -v npm >/dev/null || { echo "make test needs Node.js 20 with npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	npm ci --prefix tests/clients --no-audit --no-fund --loglevel=error
 	touch $@
 
 $(PY): | system-packages
