@@ -4,15 +4,11 @@
 // Usage: node activation_page.mjs <activation link> <e-mail address> <password>
 // Prints one JSON line: {activated, offered, loggedIn, next, info: {status, body}}; the texts are
 // what the page shows. Exit status 0 unless the page could not be driven.
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [link, email, password] = process.argv.slice(2);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   page.setDefaultTimeout(30000);

@@ -2,16 +2,12 @@
 // driven by playwright-core, from a page of the same origin (as a frontend served with Wisp is).
 // Usage: node browser_events.mjs <base url> <session token> <seconds>
 // Output and exit status as follow_events.mjs.
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [base, token, seconds] = process.argv.slice(2);
 const print = (value) => process.stdout.write(`${JSON.stringify({ ...value, at: Date.now() / 1000 })}\n`);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 const finish = async (code) => {
   await browser.close();
   process.exit(code);

@@ -5,15 +5,11 @@
 // Usage: node docs_login.mjs <base url> <e-mail address> <password>
 // Prints one JSON line: {login: {status, sent, body}, info: {status, body}}; exit status 0 unless
 // the page could not be driven.
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [base, email, password] = process.argv.slice(2);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   page.setDefaultTimeout(30000);
