@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
+from chalicelib.local_aws import COMPACT_ENTRIES  # noqa: E402
 from tests.e2e import load  # noqa: E402
 from tests.e2e.stack import start_stack  # noqa: E402
 
@@ -110,8 +111,8 @@ def main() -> None:
         aws = state / "aws"
         journal = sum(len(p.read_bytes().splitlines()) for p in aws.glob("journal-*.jsonl"))
         print(f"\na day of an idle runner: {args.heartbeats} heartbeats in {spent:.0f} s; "
-              f"{journal} requests in the journal at the end (moto's recorder would have kept all of them, "
-              f"plus everything before)")
+              f"{journal} requests in the journal at the end (at most {COMPACT_ENTRIES} at any time; moto's "
+              f"recorder kept every one, and everything before)")
         stack.process.kill()  # no last snapshot: the start replays the journal
         stack.process.wait()
         stack, seconds, restore = timed_start(state, log)
