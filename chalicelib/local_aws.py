@@ -904,6 +904,7 @@ class Persistence:
         self._damaged_dir: Path | None = None
         self._journal_failed = False
         self._migrated: Path | None = None  # the legacy recording, renamed once the first snapshot holds it
+        self._owner: int | None = None  # the open lock file while this process owns the directory
 
     # ---- start
 
@@ -913,28 +914,51 @@ class Persistence:
         restored = Restored()
         self.directory.mkdir(parents=True, exist_ok=True)
         os.chmod(self.directory, 0o700)  # it holds password hashes and token hashes
-        with self.moto.lock:
-            document = self._read_snapshot(restored)
-            journals = self._journals()
-            if document is not None:
-                self.generation = int(document.get("generation") or 0)
-            later = self._journals_to_replay(journals, document is not None, restored)
-            legacy = self.legacy if self.legacy is not None and self.legacy.exists() else None
-            if document is not None:
-                self._restore_snapshot(document, restored)
-                if legacy is not None:
-                    restored.notes.append(f"{legacy} (written by an earlier version) was not read: {self.snapshot_path} "
-                                          "holds newer state. Delete it when you like")
-            elif legacy is not None:
-                self._migrate_legacy(legacy, restored)
-            for generation, path in journals:
-                if generation < self.generation:
-                    path.unlink()  # already folded into the snapshot (a stop between the two steps)
-            for _generation, path in later:
-                self._replay_journal(path, restored)
-            self.generation = max([self.generation] + [g for g, _ in later])
+        self._take_ownership()
+        try:
+            with self.moto.lock:
+                document = self._read_snapshot(restored)
+                journals = self._journals()
+                if document is not None:
+                    self.generation = int(document.get("generation") or 0)
+                later = self._journals_to_replay(journals, document is not None, restored)
+                legacy = self.legacy if self.legacy is not None and self.legacy.exists() else None
+                if document is not None:
+                    self._restore_snapshot(document, restored)
+                    if legacy is not None:
+                        restored.notes.append(f"{legacy} (written by an earlier version) was not read: {self.snapshot_path} "
+                                              "holds newer state. Delete it when you like")
+                elif legacy is not None:
+                    self._migrate_legacy(legacy, restored)
+                for generation, path in journals:
+                    if generation < self.generation:
+                        path.unlink()  # already folded into the snapshot (a stop between the two steps)
+                for _generation, path in later:
+                    self._replay_journal(path, restored)
+                self.generation = max([self.generation] + [g for g, _ in later])
+        except BaseException:
+            self._release_ownership()  # nothing was started; another start may try
+            raise
         restored.seconds = time.monotonic() - started
         return restored
+
+    def _take_ownership(self) -> None:
+        """Two stacks journaling into one directory would corrupt it; the second one refuses to start."""
+        import fcntl
+
+        fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StateError(f"{self.directory} is in use by another running stack; stop that one first, "
+                             "or give this one its own WISP_STATE_DIR") from None
+        self._owner = fd
+
+    def _release_ownership(self) -> None:
+        if self._owner is not None:
+            os.close(self._owner)  # closing the file releases the lock
+            self._owner = None
 
     def _read_snapshot(self, restored: Restored) -> dict[str, Any] | None:
         if not self.snapshot_path.exists():
@@ -1126,3 +1150,4 @@ class Persistence:
                 if self.journal is not None:
                     self.journal.close()
                     self.journal = None
+            self._release_ownership()

@@ -291,6 +291,14 @@ def test_a_missing_object_file_stops_the_start_and_recovery_loads_everything_els
     stack.stop()
 
 
+def test_a_second_stack_on_the_same_state_refuses_to_start(state):
+    first = Stack(state)
+    with pytest.raises(local_aws.StateError, match="in use by another running stack"):
+        Stack(state)
+    first.stop()
+    Stack(state).stop()  # free again once the first one stopped
+
+
 def test_a_journal_that_does_not_continue_the_snapshot_stops_the_start(state):
     journal = saved_with_journal(state)
     later = journal.with_name("journal-99.jsonl")
