@@ -92,9 +92,6 @@ class Answer:
     headers: list[tuple[str, str]]
     body: bytes
 
-    def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
-
 
 class SerializedMoto:
     """The WSGI app of the local AWS server: moto's own, one request at a time.
@@ -702,7 +699,7 @@ class Restored:
 
     def summary(self) -> str:
         return (f"{self.tables} tables with {self.items} items, {self.objects} objects, {self.uploads} unfinished "
-                f"uploads, {self.messages} sent mails, {self.replayed} journaled requests, in {self.seconds:.1f} s")
+                f"uploads, {self.messages} sent mails, {self.replayed} replayed requests, in {self.seconds:.1f} s")
 
 
 def restore(moto: SerializedMoto, document: dict[str, Any], blobs: BlobStore, *, recover: bool,
@@ -817,6 +814,12 @@ def restore(moto: SerializedMoto, document: dict[str, Any], blobs: BlobStore, *,
 # --------------------------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------------------------
+
+
+def _iso_datetime(value: Any) -> str:
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -1122,7 +1125,10 @@ class Persistence:
                 self.blobs.directory.mkdir(parents=True, exist_ok=True)
                 if not self.blobs.path(name).exists():
                     _write_atomically(self.blobs.path(name), data)
-            _write_atomically(self.snapshot_path, json.dumps(taken.document, separators=(",", ":")).encode("utf-8"))
+            # bucket settings read through boto3 may hold datetimes (a lifecycle rule's date); botocore
+            # takes them back as ISO 8601 strings
+            document = json.dumps(taken.document, separators=(",", ":"), default=_iso_datetime)
+            _write_atomically(self.snapshot_path, document.encode("utf-8"))
             for journal_generation, path in self._journals():
                 if journal_generation < generation:
                     path.unlink(missing_ok=True)
@@ -1130,6 +1136,9 @@ class Persistence:
             used |= {p["blob"] for b in taken.document["s3"] for u in b["uploads"] for p in u["parts"]}
             self.blobs.remove_unused(used)
             self.blobs.known = {k: v for k, v in self.blobs.known.items() if v in used}
+            kept = {(b["name"], o["key"], o["etag"], o["size"], o["last_modified"])
+                    for b in taken.document["s3"] for o in b["objects"]}
+            self.blobs.heads = {k: v for k, v in self.blobs.heads.items() if k in kept}
             return True
 
     def close(self, *, snapshot: bool = True) -> None:

@@ -98,10 +98,18 @@ def _write_private(path: Path, value: str) -> None:
         f.write(value + "\n")
 
 
+def _read_state_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
+        raise StartupError(f"cannot read {path} ({reason}); restore it, or delete it to have a new one made") from None
+
+
 def _stored_secret(path: Path, make: Any) -> str:
     """The value in ``path``; created with ``make()`` (mode 0600) the first time."""
     if path.exists():
-        return path.read_text(encoding="utf-8").strip()
+        return _read_state_file(path)
     value = make()
     _write_private(path, value)
     return value
@@ -224,7 +232,7 @@ def runner_token(opts: Options, restored: bool) -> str:
         return os.environ["WISP_RUNNER_TOKEN"]
     path = opts.state_dir / "runner-token"
     if restored and path.exists():
-        stored = path.read_text(encoding="utf-8").strip()
+        stored = _read_state_file(path)
         if stored:
             return stored
     from .services import runners

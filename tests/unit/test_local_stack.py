@@ -100,3 +100,13 @@ def test_a_taken_port_is_reported_with_its_variable():
         port = taken.getsockname()[1]
         with pytest.raises(local_stack.StartupError, match="WISP_MOTO_PORT"):
             local_stack._check_port_free(port, "the local AWS endpoint", "WISP_MOTO_PORT")
+
+
+def test_an_unreadable_state_file_is_reported_by_name(tmp_path):
+    damaged = tmp_path / "secret-key"
+    damaged.write_bytes(b"\xff\xfe\x00garbage")
+
+    with pytest.raises(local_stack.StartupError, match="secret-key") as refused:
+        local_stack._stored_secret(damaged, lambda: "new")
+
+    assert "delete it" in str(refused.value)
