@@ -874,9 +874,10 @@ def _journal_generation(path: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _how_to_recover(directory: Path) -> str:
-    return (f"start with {RECOVER_VARIABLE}=1 to load everything that can still be read (damaged files are kept "
-            f"in {directory}/damaged-<time>/), or move {directory} aside to start empty")
+def _how_to_recover(directory: Path, *, kept: str | None = None, aside: Path | None = None) -> str:
+    kept = kept or f"damaged files are kept in {directory}/damaged-<time>/"
+    return (f"start with {RECOVER_VARIABLE}=1 to load everything that can still be read ({kept}), "
+            f"or move {aside or directory} aside to start empty")
 
 
 class Persistence:
@@ -1035,7 +1036,8 @@ class Persistence:
         if read.damaged and not self.recover:
             raise StateError(f"the saved local AWS state {legacy} (written by an earlier version) is damaged "
                              f"({len(read.damaged)} unreadable entries, first at {read.damaged[0]}); "
-                             + _how_to_recover(self.directory))
+                             + _how_to_recover(self.directory, kept=f"the file is kept as {legacy.name}.migrated",
+                                               aside=legacy))
         replayed, _refused = replay(self.moto, read.entries)
         restored.replayed += replayed
         self._migrated = legacy

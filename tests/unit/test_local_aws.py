@@ -358,6 +358,23 @@ def test_a_recording_of_an_earlier_version_is_loaded_once_and_kept(state, tmp_pa
     stack.stop()
 
 
+def test_a_damaged_recording_of_an_earlier_version_stops_the_start_until_recovery(state):
+    state.mkdir()
+    legacy = state / "moto-recording.jsonl"
+    entry = ('{"headers": {"Host": "127.0.0.1:8001", "Authorization": "AWS4-HMAC-SHA256 Credential=x/20250101/'
+             'us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"}, "method": "PUT", "url": '
+             '"http://127.0.0.1:8001/bucket-%d", "body": "", "body_encoded": false}')
+    legacy.write_text(entry % 1 + "\n" + '{"headers": {"Host": "127.0.0.1' + "\n" + entry % 2 + "\n")
+
+    message = expect_refusal(state, legacy)
+    assert "earlier version" in message and "line 2" in message
+
+    stack = Stack(state, recover=True)
+    assert sorted(b["Name"] for b in stack.client("s3").list_buckets()["Buckets"]) == ["bucket-1", "bucket-2"]
+    assert legacy.with_name("moto-recording.jsonl.migrated").exists()
+    stack.stop()
+
+
 # --------------------------------------------------------------------------------------------
 # Concurrency
 # --------------------------------------------------------------------------------------------
