@@ -66,7 +66,9 @@ def test_direct_uploads_survive_a_killed_stack(stacks):
     stack.process.wait()
     stack = stacks()
 
-    # THEN the unfinished upload resumes under its id: part 1 is there, part 2 gets a fresh URL
+    # THEN the account is there (its session too), and the unfinished upload resumes under its id:
+    # part 1 is there, part 2 gets a fresh URL
+    log_in(stack, email)
     r = session.get(f"{stack.url}/api/wisp/uploads/{started[1]['upload_id']}/parts", timeout=30)
     assert r.status_code == 200, r.text
     resumed = r.json()
