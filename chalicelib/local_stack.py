@@ -475,7 +475,10 @@ def _banner(opts: Options, settings: Any, url: str, aws_url: str, restored: Any,
         "  Mail:           not delivered; every message is printed on this console"
         + ("" if settings.mail.echo_to_console else " only if mail.echo_to_console is true")
         + " and kept by moto (GET " + aws_url + "/moto-api/data.json, ses.Message)",
-        "  Runner:         " + (f"local-cpu, pid {runner.process.pid}" if runner else "none"),
+        "  Runner:         " + (f"local-cpu, pid {runner.process.pid}, model {opts.runner_model}"
+                                 + ("" if opts.runner_model == "large" else
+                                    f" (jobs asking for `large`, the API's default, get {opts.runner_model})")
+                                 if runner else "none"),
         "  Schedules:      " + (", ".join(schedules) + " (run here in place of EventBridge)" if schedules else "none"),
         "  Stop:           Ctrl-C (or SIGTERM); everything started here stops with it.",
         "",

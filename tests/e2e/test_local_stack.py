@@ -133,6 +133,8 @@ def test_the_local_runner_transcribes_a_job_and_stops_with_the_stack(stacks, tmp
         assert stack.process.poll() is None, stack.output()[-4000:]
         time.sleep(0.3)
     admin_password = (stack.log.parent / "state" / "admin-password").read_text().strip()
+    # the banner says which model serves jobs that keep the API's default (large)
+    assert "model tiny.en (jobs asking for `large`, the API's default, get tiny.en)" in stack.output()
     session = requests.Session()
     session.cookies.set("token", log_in(stack, "admin@wisp.example", admin_password))
 
