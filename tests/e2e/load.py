@@ -239,6 +239,23 @@ class StockRunner(threading.Thread):
                 pass
 
 
+def drain(stack: Stack, token: str, name: str, tally: Tally, timeout: float = 30.0) -> None:
+    """Run one stock-protocol runner until every job in ``tally.submitted`` is finished (or an
+    error is tallied, or ``timeout`` passes), then stop it."""
+    stop = threading.Event()
+    runner = StockRunner(stack, token, name, tally, stop)
+    runner.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if set(tally.submitted) <= tally.finished or tally.other_errors:
+                break
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        runner.join(30)
+
+
 @dataclass
 class LoadResult:
     tally: Tally

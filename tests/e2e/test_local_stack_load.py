@@ -8,7 +8,6 @@ transcript, and the audio of the jobs still waiting in the queue. The throughput
 """
 from __future__ import annotations
 
-import threading
 
 from . import load
 from .stack import log_in
@@ -59,17 +58,7 @@ def test_concurrent_submitters_and_runners_lose_nothing_and_a_restart_keeps_it_a
     # AND a runner gets each queued job with the audio that was submitted
     after = load.Tally()
     after.submitted = {job: load.digest(audio) for job, audio in queued.values()}
-    stop = threading.Event()
-    runner = load.StockRunner(stack, tokens[0], "after-restart", after, stop)
-    runner.start()
-    try:
-        for _ in range(600):
-            if set(after.submitted) <= after.finished or after.other_errors:
-                break
-            stop.wait(0.05)
-    finally:
-        stop.set()
-        runner.join(30)
+    load.drain(stack, tokens[0], "after-restart", after)
     assert after.other_errors == [] and after.server_errors == []
     assert after.finished == set(after.submitted) and after.wrong_audio == []
     assert stack.stop() == 0

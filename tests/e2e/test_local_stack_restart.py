@@ -12,7 +12,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import requests
@@ -80,17 +79,7 @@ def test_direct_uploads_survive_a_killed_stack(stacks):
     tally = load.Tally()
     tally.submitted = {queued_job: load.digest(finished), later_job: load.digest(unfinished)}
     [token] = load.runner_tokens(stack, load.admin_session(stack, tally), 1)
-    stop = threading.Event()
-    runner = load.StockRunner(stack, token, "after-kill", tally, stop)
-    runner.start()
-    try:
-        for _ in range(600):
-            if set(tally.submitted) <= tally.finished or tally.other_errors:
-                break
-            stop.wait(0.05)
-    finally:
-        stop.set()
-        runner.join(30)
+    load.drain(stack, token, "after-kill", tally)
     assert tally.other_errors == [] and tally.server_errors == []
     assert tally.finished == {queued_job, later_job} and tally.wrong_audio == []
     assert stack.stop() == 0
