@@ -100,13 +100,21 @@ def authenticate_user(call: Any, gate: str, *, renew: bool = True) -> Principal:
                 raise errors.Forbidden(f"Please accept the current version of the terms of service '{tos.name}' first")
     if gate in ("user-not-provisioned", "local") and user.provision_number is not None:
         raise errors.Forbidden("This account is managed by the server's configuration and cannot be changed here")
-    if renew and tokens.needs_rotation(token):
+    if renew:
+        _renew(call, principal)
+    if gate == "local" and user.user_type != "local":
+        raise errors.Forbidden("Only local accounts can do this")
+    return principal
+
+
+def _renew(call: Any, principal: Principal) -> None:
+    """A session in its rolling window gets a new secret and lifetime (cookie set); any token
+    otherwise records the use (``last_usage``, at most once a minute)."""
+    token = principal.token
+    if tokens.needs_rotation(token):
         new_secret = tokens.rotate(token)
         if new_secret is not None:
             call.set_cookie = session_cookie(new_secret)
             principal.token = tokens.find(new_secret) or token
-    elif renew:
+    else:
         tokens.touch(token)
-    if gate == "local" and user.user_type != "local":
-        raise errors.Forbidden("Only local accounts can do this")
-    return principal

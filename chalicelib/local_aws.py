@@ -153,7 +153,7 @@ class SerializedMoto:
         environ = Request.from_primitives(method, url, items, body if body is not None else b"").environ
         parts = urlsplit(url)
         # moto reads S3 keys from the raw path (an encoded '/' must stay encoded)
-        environ["RAW_URI"] = parts.path + (f"?{parts.query}" if parts.query else "")
+        environ["RAW_URI"] = _path_and_query(parts)
         return self._invoke(environ)
 
     def dynamodb(self, region: str, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -267,12 +267,17 @@ def _changes_state(environ: dict[str, Any]) -> bool:
     return not is_read(environ.get("REQUEST_METHOD", "GET"), environ.get("HTTP_X_AMZ_TARGET"))
 
 
+def _path_and_query(parts: Any) -> str:
+    """``/path?query`` of a split URL (no scheme or host)."""
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
 def _raw_url(environ: dict[str, Any]) -> str:
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw:
         parts = urlsplit(raw)
         if parts.scheme:
-            raw = parts.path + (f"?{parts.query}" if parts.query else "")
+            raw = _path_and_query(parts)
         return raw
     query = environ.get("QUERY_STRING", "")
     return quote(environ.get("PATH_INFO", "/")) + (f"?{query}" if query else "")

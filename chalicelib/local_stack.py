@@ -377,6 +377,8 @@ class LocalRunner:
     """One CPU runner (``python -m wisp_runner``) in its own process group, output prefixed."""
 
     def __init__(self, *, backend_url: str, token: str, model: str) -> None:
+        self.model = model
+        self.serves_large = model != "large"  # serves jobs asking for `large` (the API's default) with it
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "runner_image"), env.get("PYTHONPATH")]))
         env["PYTHONUNBUFFERED"] = "1"
@@ -391,7 +393,7 @@ class LocalRunner:
             "--preload", model,
             # jobs with the API's default model (`large`) run on the one local model; the runner
             # logs the alias at start and records the model used in each transcript's JSON
-            *(["--alias", f"large={model}"] if model != "large" else []),
+            *(["--alias", f"large={model}"] if self.serves_large else []),
         ]
         self.process = subprocess.Popen(
             self.command, cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL,
@@ -406,6 +408,10 @@ class LocalRunner:
         for raw in self.process.stdout:
             sys.stdout.write("[runner] " + raw.decode("utf-8", "replace"))
             sys.stdout.flush()
+
+    def summary(self) -> str:
+        alias = f" (jobs asking for `large`, the API's default, get {self.model})" if self.serves_large else ""
+        return f"local-cpu, pid {self.process.pid}, model {self.model}{alias}"
 
     def poll(self) -> int | None:
         return self.process.poll()
@@ -475,10 +481,7 @@ def _banner(opts: Options, settings: Any, url: str, aws_url: str, restored: Any,
         "  Mail:           not delivered; every message is printed on this console"
         + ("" if settings.mail.echo_to_console else " only if mail.echo_to_console is true")
         + " and kept by moto (GET " + aws_url + "/moto-api/data.json, ses.Message)",
-        "  Runner:         " + (f"local-cpu, pid {runner.process.pid}, model {opts.runner_model}"
-                                 + ("" if opts.runner_model == "large" else
-                                    f" (jobs asking for `large`, the API's default, get {opts.runner_model})")
-                                 if runner else "none"),
+        "  Runner:         " + (runner.summary() if runner else "none"),
         "  Schedules:      " + (", ".join(schedules) + " (run here in place of EventBridge)" if schedules else "none"),
         "  Stop:           Ctrl-C (or SIGTERM); everything started here stops with it.",
         "",

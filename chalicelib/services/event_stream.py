@@ -184,14 +184,15 @@ def stream(user_id: int, position: int | None, seen_progress: dict[int, int] | N
     moved = [job for job, pct in progress.items() if seen_progress is not None and job in seen_progress
              and seen_progress[job] != pct]
     batch = events.after(log, position, BATCH_LIMIT)
-    young = opened is not None and wall_clock() - opened < YOUNG_S
-    live = batch or progress or young or _waiting(log) or _is_recent(log)  # progress: held jobs
+    now = wall_clock()
+    young = opened is not None and now - opened < YOUNG_S
+    live = batch or progress or young or _waiting(log, now) or _is_recent(log, now)  # progress: held jobs
     pace = LIVE if live else IDLE
 
     def where(seq: int, seen: dict[int, int] | None = None) -> str:
         return Position(seq, seen, connection, opened).render()
 
-    retry_ms = slot.wait_ms(pace.retry_ms, wall_clock())
+    retry_ms = slot.wait_ms(pace.retry_ms, now)
     body: list[str] = []
     while True:
         for event in batch:
@@ -226,15 +227,15 @@ def _progress(log: Snapshot) -> dict[int, int]:
     return found
 
 
-def _waiting(log: Snapshot) -> bool:
+def _waiting(log: Snapshot, now: float) -> bool:
     """One of the user's jobs waits in the queue. (Held jobs are checked against their runner rows
     by ``_progress``; a ``waiting`` member left behind by some unforeseen path would keep the tab
     live, so ``IN_FLIGHT_LIMIT_S`` after the user's last event only events count.)"""
-    return bool(log.waiting) and wall_clock() - log.last_at < IN_FLIGHT_LIMIT_S
+    return bool(log.waiting) and now - log.last_at < IN_FLIGHT_LIMIT_S
 
 
-def _is_recent(log: Snapshot) -> bool:
-    return bool(log.entries) and wall_clock() - log.entries[-1].at < LIVE_WINDOW_S
+def _is_recent(log: Snapshot, now: float) -> bool:
+    return bool(log.entries) and now - log.entries[-1].at < LIVE_WINDOW_S
 
 
 def wall_clock() -> float:
