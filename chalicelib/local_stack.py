@@ -252,7 +252,7 @@ def _quiet_server_classes() -> tuple[type, type]:
         def log_request(self, code: Any = "-", size: Any = "-") -> None:
             # the runner polls every few seconds; its calls would drown everything else
             try:
-                routine = self.path.startswith("/api/runners/") and int(code) < 500
+                routine = self.path.startswith(("/api/runners/", "/api/wisp/runners/")) and int(code) < 500
             except (TypeError, ValueError):
                 routine = False
             if not routine:

@@ -158,6 +158,9 @@ def test_the_local_runner_transcribes_a_job_and_stops_with_the_stack(stacks, tmp
     r = session.get(f"{stack.url}/api/jobs/download_transcript",
                     params={"job_id": job_id, "transcript_type": "as_txt"})
     assert r.status_code == 200 and "local stack" in r.json().lower(), r.text
+    # the runner's routine calls (its long polls ended with the job, session token in the URL) stay
+    # off the console
+    assert "/api/wisp/runners/" not in stack.output() and "session_token=" not in stack.output()
 
     # AND SIGTERM stops the runner (it unregisters first) and leaves no process behind
     runner_pids = descendants(stack.process.pid)
