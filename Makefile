@@ -30,7 +30,7 @@ help:
 	@echo "make test   run the whole test suite"
 
 run: system-packages $(STAMP)
-	exec $(PY) -m chalicelib.local_stack
+	exec $(PY) -m wisp_local
 
 # Two pytest runs: the runner is its own project (runner_image/pytest.ini, its own `tests`
 # package). Both always run; any failure, or a run that collects no tests (status 5), fails.

@@ -47,9 +47,10 @@ def request_latencies(runs: int) -> dict[str, float]:
         from chalice.test import Client
 
         from app import app
-        from chalicelib import bootstrap, devserver
+        from chalicelib import bootstrap
         from chalicelib.services import accounts
         from chalicelib.settings import get_settings
+        from wisp_local import devserver
 
         devserver.install()
         bootstrap.ensure_all(get_settings())

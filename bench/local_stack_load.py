@@ -1,6 +1,6 @@
 """The local stack (`make run`) under concurrent load, and how long it takes to start again.
 
-Starts `python -m chalicelib.local_stack` in a subprocess (runner off, free ports, a fresh state
+Starts `python -m wisp_local` in a subprocess (runner off, free ports, a fresh state
 directory) and drives it over real HTTP with the driver of the end-to-end load test
 (`tests/e2e/load.py`): people submitting small WAV files through `submit_job`, runners speaking the
 stock runner protocol (heartbeat every `--interval` s instead of 10 s). Prints:
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
-from chalicelib.local_aws import COMPACT_ENTRIES  # noqa: E402
+from wisp_local.emulated_aws import COMPACT_ENTRIES  # noqa: E402
 from tests.e2e import load  # noqa: E402
 from tests.e2e.stack import start_stack  # noqa: E402
 

@@ -27,7 +27,7 @@ os.environ.pop("WISP_AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
 
-from chalicelib import devserver  # noqa: E402
+from wisp_local import devserver  # noqa: E402
 
 devserver.install()
 

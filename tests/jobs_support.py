@@ -203,9 +203,10 @@ class HttpStack:
         from chalice.local import create_local_server
         from moto.server import ThreadedMotoServer
 
-        from chalicelib import aws, bootstrap, devserver
+        from chalicelib import aws, bootstrap
         from chalicelib.settings import get_settings
         from chalicelib.store import ALL_MODELS
+        from wisp_local import devserver
 
         port = free_port()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

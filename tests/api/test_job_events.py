@@ -1,6 +1,6 @@
 """GET /api/jobs/events over real HTTP, read with a real SSE client (sseclient-py).
 
-Wisp runs behind Chalice's local gateway in a subprocess (``local_stack.make_server``), talking to
+Wisp runs behind Chalice's local gateway in a subprocess (``wisp_local.stack.make_server``), talking to
 moto's server, which runs in a thread of this process. moto's server and the ``mock_aws`` of the
 autouse fixture share this process's in-memory backends, so rows written here (users, tokens,
 events) are what the subprocess reads, and every test still starts from empty tables.
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 API_GATEWAY_LIMIT_S = 29.0
 
 SERVE = """
-from chalicelib.local_stack import make_server
+from wisp_local.stack import make_server
 server = make_server(0)
 print("PORT", server.server.server_address[1], flush=True)
 server.serve_forever()

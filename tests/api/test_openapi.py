@@ -33,7 +33,7 @@ SECTION_MODULES = {
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 # not API operations: 404/405 fallbacks, the docs pages, the local stack's landing page
-NOT_DOCUMENTED_MODULES = {"chalicelib.routes.fallback", "chalicelib.routes.docs", "chalicelib.routes.landing"}
+NOT_DOCUMENTED_MODULES = {"chalicelib.routes.fallback", "chalicelib.routes.docs", "wisp_local.landing"}
 
 
 @pytest.fixture(scope="module")

@@ -87,7 +87,7 @@ def start_stack(state_dir: Path, log: Path, **extra_env: str) -> Stack:
                WISP_LOCAL_RUNNER="0", PYTHONUNBUFFERED="1")
     env.update(extra_env)
     with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "chalicelib.local_stack"], cwd=ROOT, env=env,
+        process = subprocess.Popen([sys.executable, "-m", "wisp_local"], cwd=ROOT, env=env,
                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     stack = Stack(process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{moto_port}", log)
     deadline = time.monotonic() + START_TIMEOUT

@@ -1,6 +1,6 @@
 """The local stack as ``make run`` starts it, driven over real HTTP.
 
-Each test starts ``python -m chalicelib.local_stack`` in a subprocess with free ports and a fresh
+Each test starts ``python -m wisp_local`` in a subprocess with free ports and a fresh
 state directory, reads mail back from moto's SES over HTTP, and stops the stack with SIGTERM as a
 terminal or a service manager would. The runner is off except in the last test, which runs one job
 through it.
@@ -114,7 +114,7 @@ def test_bad_configuration_stops_the_start_with_the_key_named(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WISP_", "AWS_", "MOTO_"))}
     env.update(WISP_CONFIG=str(config), WISP_STATE_DIR=str(tmp_path / "state"), PORT=str(free_port()),
                WISP_MOTO_PORT=str(free_port()))
-    result = subprocess.run([sys.executable, "-m", "chalicelib.local_stack"], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, "-m", "wisp_local"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result
     assert "security.tokens.session_expiration_time_minutes" in result.stderr

@@ -1,4 +1,4 @@
-"""What the local stack keeps across restarts, driven over real HTTP (``python -m chalicelib.local_stack``).
+"""What the local stack keeps across restarts, driven over real HTTP (``python -m wisp_local``).
 
 Direct uploads (the ``/api/wisp/uploads`` extension: S3 multipart uploads through pre-signed URLs)
 survive a killed stack, finished ones as queued jobs with their audio and unfinished ones
@@ -95,7 +95,7 @@ def start_to_exit(state: Path, **extra_env: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WISP_", "AWS_", "MOTO_"))}
     env.update(PORT=str(free_port()), WISP_MOTO_PORT=str(free_port()), WISP_STATE_DIR=str(state),
                WISP_LOCAL_RUNNER="0", **extra_env)
-    return subprocess.run([sys.executable, "-m", "chalicelib.local_stack"], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "wisp_local"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
 
 

@@ -1,4 +1,4 @@
-"""The local AWS of ``make run`` (chalicelib/local_aws.py): moto's server behind one lock, and its
+"""The local AWS of ``make run`` (wisp_local/emulated_aws.py): moto's server behind one lock, and its
 state kept across restarts. Each test runs moto's server in this process over real HTTP; a
 "restart" stops it, makes moto forget everything, and starts a new one on the same directory."""
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 import requests
 from botocore.config import Config
 
-from chalicelib import local_aws
-from chalicelib.local_stack import LocalAws
+from wisp_local import emulated_aws
+from wisp_local.stack import LocalAws
 
 REGION = "eu-central-1"
 MIB = 1024 * 1024
@@ -234,7 +234,7 @@ def saved_with_journal(state: Path) -> Path:
 
 
 def expect_refusal(state: Path, named: Path) -> str:
-    with pytest.raises(local_aws.StateError) as refused:
+    with pytest.raises(emulated_aws.StateError) as refused:
         Stack(state)
     message = str(refused.value)
     assert str(named) in message and "WISP_STATE_RECOVER=1" in message and "\n" not in message
@@ -296,7 +296,7 @@ def test_a_missing_object_file_stops_the_start_and_recovery_loads_everything_els
 
 def test_a_second_stack_on_the_same_state_refuses_to_start(state):
     first = Stack(state)
-    with pytest.raises(local_aws.StateError, match="in use by another running stack"):
+    with pytest.raises(emulated_aws.StateError, match="in use by another running stack"):
         Stack(state)
     first.stop()
     Stack(state).stop()  # free again once the first one stopped

@@ -1,4 +1,4 @@
-"""Pieces of the local stack (chalicelib/local_stack.py) that need no running stack; the stack as a
+"""Pieces of the local stack (wisp_local/stack.py) that need no running stack; the stack as a
 whole is tested end to end in tests/e2e/test_local_stack.py."""
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import threading
 import pytest
 from chalice import Chalice, Cron, Rate
 
-from chalicelib import local_aws, local_stack
+from wisp_local import emulated_aws
+from wisp_local import stack as local_stack
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +31,7 @@ def aws_mock():
     ("POST", None, False),  # SES SendEmail, S3 DeleteObjects
 ])
 def test_only_requests_that_change_state_are_journaled(method, target, read):
-    assert local_aws.is_read(method, target) is read
+    assert emulated_aws.is_read(method, target) is read
 
 
 def test_cron_schedules_run_at_start_and_rate_schedules_wait_a_period():

@@ -9,10 +9,10 @@ What it starts, in this order (and stops in reverse on Ctrl-C or SIGTERM):
 
 State lives in ``WISP_STATE_DIR`` (default ``.wisp-local/``): the generated secret key and admin
 password, the runner token, and the local AWS state (``aws/``: a snapshot plus a journal of the
-changes since, see ``chalicelib/local_aws.py``), which is how accounts, jobs and S3 objects survive
-a restart.
+changes since, see ``wisp_local/emulated_aws.py``), which is how accounts, jobs and S3 objects
+survive a restart.
 
-Never imported by ``app.py``; run it as ``python -m chalicelib.local_stack``.
+Never imported by ``app.py`` or ``chalicelib``; run it as ``python -m wisp_local`` (``make run``).
 """
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ def prepare_environment(opts: Options) -> None:
         env["WISP_SECRET_KEY"] = _stored_secret(opts.state_dir / "secret-key", lambda: secrets.token_hex(32))
     if not env.get("WISP_ADMIN_PASSWORD"):
         env["WISP_ADMIN_PASSWORD"] = _stored_secret(opts.state_dir / "admin-password", _new_password)
-    # moto's own recorder stays off: chalicelib/local_aws.py keeps the state
+    # moto's own recorder stays off: wisp_local/emulated_aws.py keeps the state
     env.pop("MOTO_ENABLE_RECORDING", None)
 
 
@@ -163,15 +163,15 @@ class LocalAws:
     """moto's server in a thread of this process, serving one request at a time.
 
     moto's backends are not thread-safe, and its server runs each request in its own thread, so
-    :class:`~chalicelib.local_aws.SerializedMoto` puts one lock around moto. ``restore`` loads the
-    saved state and keeps saving it (:class:`~chalicelib.local_aws.Persistence`).
+    :class:`~wisp_local.emulated_aws.SerializedMoto` puts one lock around moto. ``restore`` loads the
+    saved state and keeps saving it (:class:`~wisp_local.emulated_aws.Persistence`).
     """
 
     def __init__(self, port: int) -> None:
         from moto.moto_server.werkzeug_app import MotoRequestHandler
         from werkzeug.serving import make_server
 
-        from .local_aws import SerializedMoto
+        from .emulated_aws import SerializedMoto
 
         _check_port_free(port, "the local AWS endpoint", "WISP_MOTO_PORT")
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log per AWS call
@@ -187,9 +187,9 @@ class LocalAws:
     def restore(self, state_dir: Path, *, recover: bool = False, **tuning: Any) -> Any:
         """Load the state saved in ``state_dir`` and save every change from now on; returns what was loaded.
 
-        ``tuning``: the compaction limits of :class:`~chalicelib.local_aws.Persistence` (tests).
+        ``tuning``: the compaction limits of :class:`~wisp_local.emulated_aws.Persistence` (tests).
         """
-        from .local_aws import Persistence
+        from .emulated_aws import Persistence
 
         self.persistence = Persistence(self.moto, state_dir / "aws", legacy=state_dir / "moto-recording.jsonl",
                                        recover=recover, **tuning)
@@ -214,8 +214,8 @@ class LocalAws:
 
 def bootstrap(settings: Any) -> None:
     """What a deployment does once its stack exists: resources, then the configured accounts."""
-    from . import bootstrap as boot
-    from . import schedules
+    from chalicelib import bootstrap as boot
+    from chalicelib import schedules
 
     boot.ensure_all(settings)
     schedules.provision_users()  # what infra/deploy.py invokes after a deploy
@@ -235,7 +235,7 @@ def runner_token(opts: Options, restored: bool) -> str:
         stored = _read_state_file(path)
         if stored:
             return stored
-    from .services import runners
+    from chalicelib.services import runners
 
     # what POST /api/admins/create_runner does
     runner_id, token = runners.create_runner()
@@ -279,7 +279,7 @@ def make_server(port: int) -> Any:
     devserver.install()
     from app import app
 
-    from .routes import landing
+    from . import landing
 
     # local only: the landing page takes GET / from the fallback's 404 (deployed stacks serve the
     # frontend there)
@@ -500,12 +500,12 @@ def _report_restore(restored: Any, directory: Path) -> None:
 
 def run(opts: Options) -> int:
     prepare_environment(opts)
-    from .settings import get_settings
+    from chalicelib.settings import get_settings
 
     settings = get_settings()  # the app's copy; a bad file fails here, before anything starts
     _check_port_free(opts.port, "the API", "PORT")
 
-    from . import logs
+    from chalicelib import logs
 
     logs.configure()
     aws = LocalAws(opts.moto_port)
@@ -559,8 +559,9 @@ def run(opts: Options) -> int:
 
 
 def main() -> int:
-    from .local_aws import StateError
-    from .settings import ConfigError  # reads no environment at import
+    from chalicelib.settings import ConfigError  # reads no environment at import
+
+    from .emulated_aws import StateError
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
@@ -576,12 +577,3 @@ def main() -> int:
     except _Stop:
         return 0
 
-
-if __name__ == "__main__":
-    status = main()
-    # Everything this started has stopped by now. Skip the interpreter's teardown, which spends
-    # seconds freeing moto's thousands of modules and objects.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)

@@ -6,7 +6,8 @@ and ``{client_url}/auth/local/reset-password?token=…``. Locally there is no fr
 stock frontend does. After an activation or a password reset (and on its own) it offers a login
 form, and once logged in it says where to go next. A plain Chalice blueprint like ``docs``: it is
 not part of the API. It is
-registered only by ``chalicelib/local_stack.py``; deployed stacks serve the real frontend at ``/``.
+registered only by ``wisp_local/stack.py``. A deployed API answers ``/`` with the fallback's 404; the
+frontend at ``client_url`` (CloudFront, ``infra/``) is what users open there.
 """
 from __future__ import annotations
 
