@@ -130,12 +130,6 @@ def head(key: str) -> ObjectInfo:
     return ObjectInfo(int(found.get("ContentLength", 0)), found.get("ContentType"), dict(found.get("Metadata") or {}))
 
 
-def read_head(key: str, length: int) -> bytes:
-    """The first ``length`` bytes of an object (content sniffing)."""
-    found = aws.client("s3").get_object(Bucket=_bucket(), Key=key, Range=f"bytes=0-{length - 1}")
-    return found["Body"].read()
-
-
 def delete(keys: list[str]) -> None:
     """Delete objects; missing ones are fine. One request per 1000 keys."""
     keys = [k for k in dict.fromkeys(keys) if k]
@@ -143,14 +137,6 @@ def delete(keys: list[str]) -> None:
     for start in range(0, len(keys), 1000):
         chunk = keys[start:start + 1000]
         s3.delete_objects(Bucket=_bucket(), Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
-
-
-def delete_prefix(prefix: str) -> None:
-    s3 = aws.client("s3")
-    keys: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=_bucket(), Prefix=prefix):
-        keys.extend(item["Key"] for item in page.get("Contents", []))
-    delete(keys)
 
 
 # ------------------------------------------------------------------------------------------
@@ -244,11 +230,3 @@ def complete_multipart(key: str, upload_id: str, parts: list[tuple[int, str]]) -
         if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
             raise ObjectMissing(key) from None
         raise
-
-
-def abort_multipart(key: str, upload_id: str) -> None:
-    s3 = aws.client("s3")
-    try:
-        s3.abort_multipart_upload(Bucket=_bucket(), Key=key, UploadId=upload_id)
-    except s3.exceptions.NoSuchUpload:
-        pass

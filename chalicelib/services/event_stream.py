@@ -16,15 +16,13 @@ The pace adapts to what is going on. A user with recent events or with work in f
 runner holds, or one waiting in the queue) is *live* and comes back every 3 seconds; a quiet tab is *idle* and
 comes back every half minute. The arithmetic behind the numbers is in ``docs/events.md``;
 in short, with 1024 MB Lambdas every second a response is held open costs as much as 3-4 extra
-requests, so reconnecting is cheaper than holding for every latency we care about, and the
-holds are zero. The polling loop stays, so a cheaper deployment (a small dedicated function)
-can hold responses open by changing one number here.
+requests, so reconnecting is cheaper than holding for every latency we care about: a response
+never waits for events, it answers with what the log holds and ends.
 """
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..store import runners as runner_store
@@ -35,17 +33,14 @@ from . import events, tokens
 
 @dataclass(frozen=True)
 class Pace:
-    hold_s: float  # how long one response keeps polling the log before it ends
-    retry_ms: int  # the SSE ``retry:`` sent with it: the pause before the client reconnects
+    retry_ms: int  # the SSE ``retry:`` sent with a response: the pause before the client reconnects
 
 
 # Every tuning knob of the stream, in one place (docs/events.md derives the cost from these).
-POLL_INTERVAL_S = 1.0  # while holding: look at the log this often
 LIVE_WINDOW_S = 300  # a user whose newest event is younger than this is "live"
 IN_FLIGHT_LIMIT_S = 6 * 3600  # a job waiting longer than this without any event keeps no tab live
-LIVE = Pace(hold_s=0.0, retry_ms=3_000)  # events reach a live user within ~3 s (~$0.006/hour)
-IDLE = Pace(hold_s=0.0, retry_ms=30_000)  # an idle tab costs ~$0.017/day (docs/events.md)
-MAX_HOLD_S = 25.0  # API Gateway cuts integrations at 29 s; a response must end well before
+LIVE = Pace(retry_ms=3_000)  # events reach a live user within ~3 s (~$0.006/hour)
+IDLE = Pace(retry_ms=30_000)  # an idle tab costs ~$0.017/day (docs/events.md)
 BATCH_LIMIT = 500  # events per response; the rest follow on the next (immediate) reconnect
 
 CONTENT_TYPE = "text/event-stream; charset=utf-8"
@@ -163,8 +158,7 @@ class Slot:
 
 
 def stream(user_id: int, position: int | None, seen_progress: dict[int, int] | None = None, *,
-           connection: str | None = None, opened: int | None = None, slot: Slot = Slot(),
-           clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> str:
+           connection: str | None = None, opened: int | None = None, slot: Slot = Slot()) -> str:
     """The body of one SSE response for ``user_id`` whose client has seen events up to ``position``
     (and the progress ``seen_progress`` of the user's running jobs).
 
@@ -174,7 +168,6 @@ def stream(user_id: int, position: int | None, seen_progress: dict[int, int] | N
     carries the new position both as ``id:`` and as ``data:``, so clients that drop blocks
     without data (the ``eventsource`` npm package) and clients that read only ``data:`` learn it.
     """
-    started = clock()
     log = events.read(user_id)
     events.trim_if_due(user_id, log)  # transactional publishes cannot trim; readers do (rarely)
     if position is None or position > log.newest_seq:
@@ -194,17 +187,11 @@ def stream(user_id: int, position: int | None, seen_progress: dict[int, int] | N
 
     retry_ms = slot.wait_ms(pace.retry_ms, now)
     body: list[str] = []
-    while True:
-        for event in batch:
-            position = event.seq
-            body.append(f"id: {where(position)}\nevent: {event.event}\ndata: {event.job_id}\n\n")
-        if len(batch) >= BATCH_LIMIT:
-            retry_ms = 0  # more are waiting: come straight back for them
-            break
-        if pace.hold_s - (clock() - started) < POLL_INTERVAL_S:
-            break
-        sleep(POLL_INTERVAL_S)
-        batch = events.since(user_id, position, BATCH_LIMIT)
+    for event in batch:
+        position = event.seq
+        body.append(f"id: {where(position)}\nevent: {event.event}\ndata: {event.job_id}\n\n")
+    if len(batch) >= BATCH_LIMIT:
+        retry_ms = 0  # more are waiting: come straight back for them
     for job in moved:
         body.append(f"event: {events.JOB_UPDATED}\ndata: {job}\n\n")
     final = where(position, progress)
