@@ -6,18 +6,24 @@ Input is a transcript dict (see interfaces.py). Subtitle shaping follows the job
 * no word timings → one cue per segment;
 * word timings, `max_line_width` and `max_line_count` both set → words flow across segments into
   cues of at most `max_line_count` lines of at most `max_line_width` characters; a pause longer
-  than 3 s or a change of speaker starts a new cue;
+  than 3 s or a change of speaker starts a new cue; a cue that is full never ends on an
+  abbreviation such as "Dr." (sentences.py): that word starts the next cue;
 * word timings otherwise → one cue per segment, wrapped at `max_line_width` when set;
 * `highlight_words` → one cue per word showing the whole cue text with that word in `<u>…</u>`.
+
+Before anything is rendered, `order_timings` puts the transcript's times in playing order (words
+first, then segments), so that no two cues overlap and srt, vtt, tsv and json show the same times.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 from .job_settings import AlignmentProcessing, AlignmentSettings
+from .sentences import ends_sentence
 
 PAUSE_SPLIT_SECONDS = 3.0
 
@@ -34,14 +40,142 @@ class Cue:
 def render_all(transcript: dict[str, Any], alignment: AlignmentSettings | None) -> dict[str, Any]:
     """All five renderings, keyed as in the submit_job_result body (`Transcript`)."""
     processing = alignment.processing if alignment is not None else AlignmentProcessing()
+    transcript = order_timings(copy.deepcopy(transcript))  # every format renders the same times
     cues = build_cues(transcript, processing)
     return {
         "as_txt": render_txt(transcript),
         "as_srt": render_srt(cues),
         "as_vtt": render_vtt(cues),
         "as_tsv": render_tsv(transcript),
-        "as_json": json.loads(json.dumps(transcript)),  # a deep, JSON-clean copy
+        "as_json": json.loads(json.dumps(transcript)),  # JSON-clean
     }
+
+
+# ------------------------------------------------------------------ playing order
+
+def order_timings(transcript: dict[str, Any]) -> dict[str, Any]:
+    """Make the transcript's times playable, in place (and return it); a no-op when they already are.
+
+    Word aligners can give neighbouring words overlapping or identical spans (Whisper's
+    cross-attention timings; "nearest" interpolation copies a neighbour's span), and when two such
+    words end up in different segments, players show two captions at once. Afterwards:
+
+    * every timed word has start < end and starts at or after the previous timed word's end. Words
+      sharing one span split it in proportion to their length; a partial overlap is cut at its
+      middle; a word whose span cannot be fitted in (it lies wholly before its predecessor, or is
+      empty) loses its timing, as with interpolate_method "ignore";
+    * every segment covers its timed words, has start < end and starts at or after the previous
+      segment's end (an overlap is cut between the two segments' words; words that lie before a
+      preceding segment without timed words lose their timing).
+
+    When a time had to change, `word_segments` (if present) is rebuilt from the segments' words.
+    """
+    segments = transcript.get("segments") or []
+    before = json.dumps(segments, sort_keys=True, default=str)
+    _order_words([w for seg in segments for w in seg.get("words") or []])
+    _order_segments(segments)
+    if "word_segments" in transcript and json.dumps(segments, sort_keys=True, default=str) != before:
+        transcript["word_segments"] = [dict(w) for seg in segments for w in seg.get("words") or []]
+    return transcript
+
+
+def _ms_of(item: dict[str, Any], key: str) -> int:
+    return _ms(item[key])
+
+
+def _set_ms(item: dict[str, Any], key: str, ms: int) -> None:
+    if _ms(item[key]) != ms:  # untouched times keep their precision
+        item[key] = round(ms / 1000, 3)
+
+
+def _untime(word: Word) -> None:
+    word.pop("start", None)
+    word.pop("end", None)
+
+
+def _order_words(words: list[Word]) -> None:
+    timed = []
+    for w in words:
+        if not _timed(w):
+            continue
+        if _ms_of(w, "end") <= _ms_of(w, "start"):
+            _untime(w)  # an empty or reversed span says nothing about where the word is
+        else:
+            timed.append(w)
+    # Runs of words with one identical span share it in proportion to their length.
+    i = 0
+    while i < len(timed):
+        span = (_ms_of(timed[i], "start"), _ms_of(timed[i], "end"))
+        j = i + 1
+        while j < len(timed) and (_ms_of(timed[j], "start"), _ms_of(timed[j], "end")) == span:
+            j += 1
+        if j - i > 1:
+            _share_span(timed[i:j], *span)
+        i = j
+    previous: Word | None = None
+    for w in timed:
+        if not _timed(w):
+            continue
+        if previous is not None and _ms_of(w, "start") < _ms_of(previous, "end"):
+            lo = max(_ms_of(previous, "start"), _ms_of(w, "start"))
+            hi = min(_ms_of(previous, "end"), _ms_of(w, "end"))
+            cut = (lo + hi) // 2
+            if _ms_of(previous, "start") < cut < _ms_of(w, "end"):
+                _set_ms(previous, "end", cut)
+                _set_ms(w, "start", cut)
+            else:
+                _untime(w)
+                continue
+        previous = w
+
+
+def _share_span(run: list[Word], start: int, end: int) -> None:
+    weights = [max(1, len(str(w.get("word", "")).strip())) for w in run]
+    total, edges, acc = sum(weights), [start], 0
+    for weight in weights:
+        acc += weight
+        edges.append(start + (end - start) * acc // total)
+    for k, w in enumerate(run):
+        if edges[k + 1] > edges[k]:
+            _set_ms(w, "start", edges[k])
+            _set_ms(w, "end", edges[k + 1])
+        else:  # a span too short to share at millisecond precision
+            _untime(w)
+
+
+def _word_bounds(seg: dict[str, Any]) -> tuple[int, int] | None:
+    timed = [w for w in seg.get("words") or [] if _timed(w)]
+    return (_ms_of(timed[0], "start"), _ms_of(timed[-1], "end")) if timed else None
+
+
+def _order_segments(segments: list[dict[str, Any]]) -> None:
+    for seg in segments:
+        words = _word_bounds(seg)
+        if words:
+            _set_ms(seg, "start", min(_ms_of(seg, "start"), words[0]))
+            _set_ms(seg, "end", max(_ms_of(seg, "end"), words[1]))
+        elif _ms_of(seg, "end") <= _ms_of(seg, "start"):
+            _set_ms(seg, "end", _ms_of(seg, "start") + 1)
+    for a, b in zip(segments, segments[1:]):
+        a_start, a_end, b_start = _ms_of(a, "start"), _ms_of(a, "end"), _ms_of(b, "start")
+        if b_start >= a_end:
+            continue
+        # The cut stays after a's words and before b's, so each segment keeps covering its words.
+        a_words = _word_bounds(a)
+        lo = a_words[1] if a_words else a_start + 1
+        for w in b.get("words") or []:
+            if _timed(w) and _ms_of(w, "start") < lo:
+                _untime(w)  # b's words lie before a (only possible when a has no timed words)
+        b_words = _word_bounds(b)
+        b_end = _ms_of(b, "end")
+        hi = b_words[0] if b_words else b_end - 1
+        if lo <= hi:
+            cut = min(max((max(a_start, b_start) + min(a_end, b_end)) // 2, lo), hi)
+            _set_ms(a, "end", cut)
+            _set_ms(b, "start", cut)
+        else:  # b (without timed words) lies wholly before a's words: move it behind a
+            _set_ms(b, "start", a_end)
+            _set_ms(b, "end", max(b_end, a_end + 1))
 
 
 # ------------------------------------------------------------------ plain formats
@@ -123,6 +257,23 @@ class _Joiner:
         return "".join(parts).strip()
 
 
+def _carry_abbreviation(lines: list[list[Word]], following: Word) -> list[Word]:
+    """A full cue must not end on "Dr." before "Smith": take that word off it (unless it is the
+    cue's only word) to start the next cue with."""
+    words = [w for line in lines for w in line]
+    if len(words) < 2:
+        return []
+    last = str(words[-1].get("word", ""))
+    if ends_sentence(last, str(following.get("word", "")), str(words[-2].get("word", ""))):
+        return []
+    if not last.strip().endswith("."):
+        return []
+    lines[-1].pop()
+    if not lines[-1]:
+        lines.pop()
+    return [words[-1]]
+
+
 def build_cues(transcript: dict[str, Any], processing: AlignmentProcessing) -> list[Cue]:
     segments = transcript.get("segments", [])
     joiner = _Joiner(transcript)
@@ -148,9 +299,11 @@ def build_cues(transcript: dict[str, Any], processing: AlignmentProcessing) -> l
                 elif lines and len(lines) < count:
                     lines.append([w])
                 else:
+                    carried = _carry_abbreviation(lines, w)
                     if lines:
                         groups.append((speaker, lines, None))
-                    lines = [[w]]
+                    together = carried + [w]
+                    lines = [together] if len(joiner.join(together)) <= width or count < 2 else [carried, [w]]
                 if _timed(w):
                     last_end = w["end"]
             if not seg.get("words") and str(seg.get("text", "")).strip():

@@ -71,6 +71,8 @@ from .errors import JobFailed, UnsupportedSettingsError
 from .interfaces import JobControl, Transcript
 from .job_settings import AlignmentSettings, JobSettings, check_alignment_language, check_common
 from .registry import ModelRegistry
+from .render import order_timings
+from .sentences import ends_sentence
 
 log = logging.getLogger(__name__)
 
@@ -749,16 +751,17 @@ def _shift(seg: Any, offset: float) -> Any:
 # ------------------------------------------------------------------ result shaping
 
 def build_transcript(segments: list[Any], language: str, alignment: AlignmentSettings | None) -> Transcript:
+    """The §10 result object from decoded segments: with alignment, cut into sentences by word
+    timings; a segment that ends on an abbreviation ("Dr.") is joined with the next one; times
+    in playing order (`render.order_timings`)."""
     out_segments: list[dict[str, Any]] = []
-    for seg in sorted(segments, key=lambda s: s.start):
-        text = seg.text.strip()
-        if not text:
-            continue
-        item: dict[str, Any] = {"start": round(seg.start, 3), "end": round(seg.end, 3), "text": text}
+    for group in _join_after_abbreviations([s for s in sorted(segments, key=lambda s: s.start) if s.text.strip()]):
+        item: dict[str, Any] = {"start": round(group[0].start, 3), "end": round(group[-1].end, 3),
+                                "text": " ".join(seg.text.strip() for seg in group)}
         if alignment is not None:
             words = [
                 {"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3), "score": round(w.probability, 3)}
-                for w in (seg.words or [])
+                for seg in group for w in (seg.words or [])
             ]
             interpolate_words(words, alignment.interpolate_method)
             for part in split_sentences(words) if words else [[]]:
@@ -769,27 +772,44 @@ def build_transcript(segments: list[Any], language: str, alignment: AlignmentSet
                         piece["start"], piece["end"] = timed[0]["start"], timed[-1]["end"]
                     piece["text"] = "".join(w["word"] for w in part).strip()
                 piece["words"] = part
-                if alignment.return_char_alignments:
-                    piece["chars"] = char_alignments(part)
                 out_segments.append(piece)
             continue
         out_segments.append(item)
     result: Transcript = {"language": language, "segments": out_segments}
+    order_timings(result)  # before chars and word_segments, which copy the final word spans
     if alignment is not None:
+        if alignment.return_char_alignments:
+            for piece in out_segments:
+                piece["chars"] = char_alignments(piece["words"])
         result["word_segments"] = [dict(w) for s in out_segments for w in s["words"]]
     return result
 
 
-SENTENCE_END = (".", "?", "!", "。", "？", "！")
+def _join_after_abbreviations(segments: list[Any]) -> list[list[Any]]:
+    """Group decoded segments so that none ends on an abbreviation that does not end a sentence."""
+    groups: list[list[Any]] = []
+    for seg in segments:
+        if groups:
+            before = groups[-1][-1].text.split()
+            if before and before[-1].endswith(".") and not ends_sentence(
+                before[-1], seg.text.split()[0], before[-2] if len(before) > 1 else None
+            ):
+                groups[-1].append(seg)
+                continue
+        groups.append([seg])
+    return groups
 
 
 def split_sentences(words: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """Batched clips are decoded as one segment of up to chunk_size seconds; with word timings we
-    can cut them into sentences with exact times (as WhisperX does after alignment)."""
+    can cut them into sentences with exact times (as WhisperX does after alignment), but not
+    after an abbreviation (`ends_sentence`)."""
     parts: list[list[dict[str, Any]]] = [[]]
-    for w in words:
+    for i, w in enumerate(words):
         parts[-1].append(w)
-        if w["word"].strip().endswith(SENTENCE_END):
+        following = words[i + 1]["word"] if i + 1 < len(words) else None
+        previous = words[i - 1]["word"] if i else None
+        if ends_sentence(w["word"], following, previous) and following is not None:
             parts.append([])
     return [p for p in parts if p]
 
