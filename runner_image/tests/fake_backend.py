@@ -15,6 +15,13 @@ submit_job_result. The Wisp extensions live where the real backend has them
 
 Several runner tokens are known (``TOKENS``), one runner each. `restart()` forgets all online
 runners, like a backend restart without Redis persistence.
+
+Broken jobs: a job submitted with ``audio=None`` has lost its audio. ``missing_audio`` says how the
+audio routes answer: ``"404"`` / ``"410"`` (the job is marked in process, so a failure report is
+accepted), or ``"fail"`` (the backend fails the job at once and answers 400 "No job is assigned to
+this runner", as Wisp does). Its pre-signed URL (``audio_url``) is handed out and answers 404
+NoSuchKey. ``refuse_results`` (a status) makes submit_job_result refuse everything; the job is
+failed on the backend side regardless, as when the backend gave up on it first.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from urllib.parse import parse_qs, urlparse
 class FakeJob:
     id: int
     settings: dict[str, Any]
-    audio: bytes
+    audio: bytes | None
     content_type: str = "audio/"
     state: str = "pending"  # pending | assigned | in_process | success | failed
     runner_id: int | None = None
@@ -81,6 +88,8 @@ class FakeBackend:
         self.closed = False
         self.uploads: dict[str, bytes] = {}
         self.fail_routes: dict[str, int] = {}  # route suffix -> number of 503s still to give
+        self.missing_audio = "404"  # how audio routes answer for a job without audio (see above)
+        self.refuse_results: int | None = None
         self._next_job = 1
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.server.daemon_threads = True
@@ -97,7 +106,7 @@ class FakeBackend:
         self.server.shutdown()
         self.server.server_close()
 
-    def submit_job(self, settings: dict[str, Any] | None = None, audio: bytes = b"RIFF-fake-audio",
+    def submit_job(self, settings: dict[str, Any] | None = None, audio: bytes | None = b"RIFF-fake-audio",
                    content_type: str = "audio/") -> int:
         with self.lock:
             job = FakeJob(self._next_job, settings or {}, audio, content_type)
@@ -234,7 +243,16 @@ class FakeBackend:
                 return _json(405, {"detail": "job was aborted"})
             if route == "retrieve_job_info":
                 return _json(200, {"id": job.id, "settings": job.settings})
+            if job.audio is None and self.missing_audio == "fail":
+                job.state, job.error_msg, job.finished_at = "failed", "the audio of this job is missing", time.monotonic()
+                runner.job_id = None
+                self._assign()
+                return _json(400, {"detail": "No job is assigned to this runner"})
             job.state, job.in_process_at = "in_process", time.monotonic()
+            if job.audio is None and route == "retrieve_job_audio":
+                if self.missing_audio == "410":
+                    return _json(410, {"detail": "The audio of this job is gone"})
+                return _json(404, {"detail": "audio not found"})
             if route == "wisp/audio_url":
                 return _json(200, {"url": f"{self.url}/s3/audio/{job.id}"})
             return 200, job.content_type, job.audio
@@ -250,6 +268,10 @@ class FakeBackend:
                 parsed = json.loads(self.uploads.pop(key))
             if parsed.get("error_msg") is None and parsed.get("transcript") is None:
                 return _json(422, {"detail": [{"type": "value_error", "loc": ["body"]}]})
+            if self.refuse_results is not None:
+                job.state, job.finished_at, runner.job_id = "failed", time.monotonic(), None
+                self._assign()
+                return _json(self.refuse_results, {"detail": "refused"})
             if parsed.get("error_msg") is not None:
                 job.state, job.error_msg = "failed", parsed["error_msg"]
             else:
@@ -272,6 +294,11 @@ class FakeBackend:
             if "Authorization" in headers:
                 return 400, "text/plain", b"only one auth mechanism allowed"
             job = self.jobs[int(path.rsplit("/", 1)[1])]
+            if job.audio is None:
+                return 404, "application/xml", b"<Error><Code>NoSuchKey</Code><Message>gone</Message></Error>"
+            if self.fail_routes.get("/s3/audio", 0) > 0:
+                self.fail_routes["/s3/audio"] -= 1
+                return 503, "application/xml", b"<Error><Code>SlowDown</Code></Error>"
             return 200, "binary/octet-stream", job.audio
         if method == "POST" and path == "/s3/upload":
             msg = message_from_bytes(b"Content-Type: " + headers["Content-Type"].encode() + b"\r\n\r\n" + body, policy=HTTP)

@@ -150,7 +150,7 @@ def test_detected_language_without_alignment_support_fails(transcriber):
 def test_undecodable_audio_fails_job(transcriber, tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"this is not audio")
-    with pytest.raises(JobFailed, match="could not decode"):
+    with pytest.raises(JobFailed, match="The audio could not be decoded"):
         transcriber.transcribe(bad, parse_job_settings(NO_ALIGN), JobControl())
 
 

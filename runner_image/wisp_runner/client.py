@@ -1,7 +1,9 @@
 """BackendClient: typed wrappers for /api/runners/* (spec §3.6, §6) plus the Wisp extensions.
 
-Transient failures (connection errors, 5xx, 429) are retried with exponential backoff. HTTP
-statuses with a protocol meaning become typed exceptions (errors.py) for the loop to act on.
+Transient failures (connection errors, timeouts, 408, 429, 5xx) are retried with exponential
+backoff. HTTP statuses with a protocol meaning become typed exceptions (errors.py) for the loop to
+act on; any other 4xx on a job-specific call means that this job cannot be done
+(`JobUnavailableError`, with a message for the user), not that the backend is unreachable.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from . import constants as c
 from .errors import (
     BackendError,
     JobAbortingError,
+    JobUnavailableError,
     NoJobError,
     NotOnlineError,
     RouteMissingError,
@@ -42,6 +45,31 @@ class RetryPolicy:
         if retry_after and retry_after.isdigit():
             return min(float(retry_after), self.max_delay)
         return min(self.max_delay, self.base_delay * (2 ** attempt)) * random.uniform(0.8, 1.2)
+
+
+def _transient(status: int) -> bool:
+    return status in (408, 429) or status >= 500
+
+
+# Why a job-specific object could not be had, by HTTP status, in words for the user.
+_JOB_PROBLEMS = {
+    401: "the server refused access to it",
+    403: "the server refused access to it",
+    404: "it is missing on the server",
+    410: "it is no longer on the server",
+    413: "it is too large",
+    415: "its type is not supported",
+}
+# Details that only repeat the status line add nothing to the message.
+_GENERIC_DETAILS = {"not found", "gone", "forbidden", "access denied", "accessdenied", "nosuchkey", ""}
+
+
+def job_problem(what: str, status: int, detail: str = "") -> str:
+    """'The audio of this job could not be downloaded (HTTP 404): it is missing on the server'."""
+    reason = _JOB_PROBLEMS.get(status, "the server refused to send it")
+    if detail.strip().lower() not in _GENERIC_DETAILS:
+        reason += f" ({detail.strip()})"
+    return f"The {what} of this job could not be downloaded (HTTP {status}): {reason}"
 
 
 def _detail(resp: requests.Response) -> str:
@@ -110,7 +138,10 @@ class BackendClient:
         optional: bool = False,
         extra_params: dict[str, Any] | None = None,
         timeout: float | None = None,
+        job_object: str | None = None,
     ) -> requests.Response:
+        """One backend call, retried on transient failures. `job_object` names what a job-specific
+        call fetches ("audio"): a 4xx without a protocol meaning then raises JobUnavailableError."""
         params: dict[str, Any] = {c.SESSION_TOKEN_PARAM: self.session_token} if with_session and self.session_token else {}
         params.update(extra_params or {})
         # The token travels per request (not on the shared session) so use_token() reaches every thread.
@@ -130,13 +161,13 @@ class BackendClient:
                 if resp.status_code < 300:
                     return resp
                 detail = _detail(resp)
-                if resp.status_code == 429 or resp.status_code >= 500:
+                if _transient(resp.status_code):
                     last = f"HTTP {resp.status_code}: {detail}"
                     retry_after = resp.headers.get("Retry-After")
                     resp.close()
                 else:
                     resp.close()
-                    raise self._error(resp.status_code, detail, route, optional)
+                    raise self._error(resp.status_code, detail, route, optional, job_object)
             if attempt + 1 < tries:
                 delay = self.retry.delay(attempt, retry_after)
                 log.warning("%s %s failed (%s); retrying in %.1f s", method, route, last, delay)
@@ -145,10 +176,11 @@ class BackendClient:
         raise TransientBackendError(0, last or "stopped", route)
 
     @staticmethod
-    def _error(status: int, detail: str, route: str, optional: bool) -> BackendError:
-        # An extension is missing on 404 (Wisp's catch-all and FastAPI both answer it for unknown
-        # paths) or on a *routing* 405; a 405 with another detail is the protocol's "job aborted".
-        if optional and (status == 404 or (status == 405 and detail == "Method Not Allowed")):
+    def _error(status: int, detail: str, route: str, optional: bool, job_object: str | None = None) -> Exception:
+        # An extension is missing on a *routing* 404 or 405 (Wisp's catch-all and FastAPI answer
+        # unknown paths with these details); a 405 with another detail is the protocol's "job
+        # aborted", a 404 with another detail is about the job.
+        if optional and ((status == 404 and detail == "Not Found") or (status == 405 and detail == "Method Not Allowed")):
             return RouteMissingError(status, detail, route)
         if status == 401:
             return UnauthorizedError(status, detail, route)
@@ -158,6 +190,8 @@ class BackendClient:
             return NoJobError(status, detail, route)
         if status == 405:
             return JobAbortingError(status, detail, route)
+        if job_object is not None:
+            return JobUnavailableError(job_problem(job_object, status, detail), status=status, route=route)
         return BackendError(status, detail, route)
 
     @staticmethod
@@ -205,55 +239,66 @@ class BackendClient:
         return dict(self._json(resp))
 
     def retrieve_job_info(self) -> dict[str, Any]:
-        return dict(self._json(self._request("GET", c.ROUTE_JOB_INFO)))
+        return dict(self._json(self._request("GET", c.ROUTE_JOB_INFO, job_object="information")))
 
     def download_audio(self, dest: Path, *, discard: bool = False) -> str:
         """Fetch the job's audio into `dest` (also marks the job as in process on the backend).
 
         With `discard`, the stream is closed unread: used when the job is failed right away,
         since submit_job_result needs the job to be in process first.
-        Returns the content type.
+        Returns the content type. Raises JobUnavailableError when this job's audio cannot be had
+        (4xx, wrong content type), TransientBackendError when the backend or storage is unreachable.
         """
         if self.has_audio_url is not False and not discard:
             try:
-                resp = self._request("POST", c.ROUTE_WISP_AUDIO_URL, optional=True)
+                resp = self._request("POST", c.ROUTE_WISP_AUDIO_URL, optional=self.has_audio_url is None,
+                                     job_object="audio")
                 url = str(self._json(resp)["url"])
                 self.has_audio_url = True
                 return self._download_presigned(url, dest)
             except RouteMissingError:
                 log.info("backend has no %s; using %s", c.ROUTE_WISP_AUDIO_URL, c.ROUTE_JOB_AUDIO)
                 self.has_audio_url = False
-        resp = self._request("POST", c.ROUTE_JOB_AUDIO, stream=True)
+        resp = self._request("POST", c.ROUTE_JOB_AUDIO, stream=True, job_object="audio")
         with resp:
             ctype = resp.headers.get("Content-Type", "")
             if ctype.split("/")[0].strip().lower() not in ("audio", "video"):
-                raise BackendError(resp.status_code, f"audio has unexpected content type '{ctype}'", c.ROUTE_JOB_AUDIO)
+                raise JobUnavailableError(
+                    f"The audio of this job could not be used: the server sent it with content type '{ctype}', "
+                    "not audio or video", status=resp.status_code, route=c.ROUTE_JOB_AUDIO)
             if discard:
                 return ctype
+            self._save(resp, dest, c.ROUTE_JOB_AUDIO)
+        return ctype
+
+    @staticmethod
+    def _save(resp: requests.Response, dest: Path, route: str) -> None:
+        try:
             with open(dest, "wb") as out:
                 for chunk in resp.iter_content(CHUNK):
                     out.write(chunk)
-        return ctype
+        except requests.RequestException as exc:  # the connection broke mid-stream
+            raise TransientBackendError(0, f"audio download broke off: {exc}", route) from exc
 
     def _download_presigned(self, url: str, dest: Path) -> str:
         last = ""
+        route = "pre-signed audio URL"
         for attempt in range(self.retry.attempts):
             try:
                 # Plain GET: the pre-signed URL carries its own auth; a Bearer header would clash.
                 with requests.get(url, stream=True, timeout=self.timeout) as resp:
                     if resp.status_code < 300:
-                        with open(dest, "wb") as out:
-                            for chunk in resp.iter_content(CHUNK):
-                                out.write(chunk)
+                        self._save(resp, dest, route)
                         return resp.headers.get("Content-Type", "")
                     last = f"HTTP {resp.status_code}"
-                    if resp.status_code < 500 and resp.status_code != 429:
-                        break
-            except (requests.ConnectionError, requests.Timeout) as exc:
+                    if not _transient(resp.status_code):  # 403 expired/denied, 404 NoSuchKey, ...
+                        raise JobUnavailableError(job_problem("audio", resp.status_code, _s3_code(resp)),
+                                                  status=resp.status_code, route=route)
+            except (requests.ConnectionError, requests.Timeout, TransientBackendError) as exc:
                 last = str(exc)
-            if self._stop.wait(self.retry.delay(attempt)):
+            if attempt + 1 == self.retry.attempts or self._stop.wait(self.retry.delay(attempt)):
                 break
-        raise TransientBackendError(0, f"audio download failed: {last}", "presigned audio URL")
+        raise TransientBackendError(0, f"audio download failed: {last}", route)
 
     def submit_result(
         self, *, transcript: dict[str, Any] | None = None, error_msg: str | None = None,
@@ -299,6 +344,16 @@ class BackendClient:
             if attempt + 1 == self.retry.attempts or self._stop.wait(self.retry.delay(attempt)):
                 raise TransientBackendError(0, f"result upload failed: {last}", "presigned result upload")
         self._request("POST", c.ROUTE_WISP_SUBMIT_UPLOADED, json_body={"key": key})
+
+
+def _s3_code(resp: requests.Response) -> str:
+    """The <Code> of an S3 error body (e.g. NoSuchKey, AccessDenied), or ''."""
+    try:
+        text = resp.text[:2000]
+    except requests.RequestException:
+        return ""
+    start, end = text.find("<Code>"), text.find("</Code>")
+    return text[start + 6:end] if 0 <= start < end else ""
 
 
 def parse_token_secret(value: str, secret_name: str = "secret") -> list[str]:

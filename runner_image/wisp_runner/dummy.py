@@ -31,7 +31,7 @@ class DummyTranscriber:
     def transcribe(self, audio_path: Path, settings: JobSettings, control: JobControl) -> Transcript:
         self.check_settings(settings)
         if audio_path.stat().st_size == 0:
-            raise JobFailed("could not decode the audio file: it is empty")
+            raise JobFailed("The audio could not be decoded: the file is empty")
         segments = []
         for i in range(self.segments):
             if control.wait(self.segment_seconds):

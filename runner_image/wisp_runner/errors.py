@@ -42,7 +42,8 @@ class RouteMissingError(BackendError):
 
 
 class TransientBackendError(BackendError):
-    """Retries were exhausted on connection errors, 5xx or 429."""
+    """Retries were exhausted on connection errors, timeouts, 5xx or 429: the backend (or the
+    storage behind a pre-signed URL) is unreachable or busy; nothing is wrong with the job."""
 
 
 class JobFailed(RunnerError):
@@ -51,6 +52,17 @@ class JobFailed(RunnerError):
 
 class UnsupportedSettingsError(JobFailed):
     """The job asks for something this runner cannot do; fail at once with a clear message."""
+
+
+class JobUnavailableError(JobFailed):
+    """A job-specific call (job info, audio, the audio's pre-signed URL) answered a 4xx, or the
+    audio came with a wrong content type: this job cannot be done, however often it is retried.
+    The message says why, for the user; the loop reports it and goes on to the next job."""
+
+    def __init__(self, message: str, *, status: int, route: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.route = route
 
 
 class JobCancelled(RunnerError):

@@ -18,8 +18,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
+from . import constants as c
 from .client import BackendClient
 from .constants import ABORT_MESSAGE, SOURCE_CODE_URL
 from .errors import (
@@ -28,6 +29,7 @@ from .errors import (
     JobAbortingError,
     JobCancelled,
     JobFailed,
+    JobUnavailableError,
     NoJobError,
     NotOnlineError,
     RouteMissingError,
@@ -45,6 +47,19 @@ log = logging.getLogger(__name__)
 POLL = 0.05  # seconds; how often the main thread looks at its events
 LONG_POLL_SPACING = 1.0  # s; long-polls answered early without a job are not repeated faster than this
 CANCEL_ABORT, CANCEL_LOST, CANCEL_SHUTDOWN = "aborted", "lost", "shutdown"
+# A job step that finds the backend (or storage) unreachable or busy is tried again after these
+# pauses (doubling), keeping the job; the heartbeat thread decides when the backend is lost.
+JOB_RETRY_FIRST, JOB_RETRY_MAX = 1.0, 30.0
+# The audio download gives up (and fails the job) when storage keeps failing this long while the
+# backend itself answers.
+AUDIO_PATIENCE = 600.0
+# A job whose failure report the backend refused but which it hands to us again is taken up
+# again no sooner than this (doubling per refusal, up to REFUSED_MAX).
+REFUSED_FIRST, REFUSED_MAX = 5.0, 300.0
+# Job routes on which 405 means "aborted before it started": unregistering lets the backend finish it.
+JOB_START_ROUTES = (c.ROUTE_JOB_INFO, c.ROUTE_JOB_AUDIO, c.ROUTE_WISP_AUDIO_URL)
+
+T = TypeVar("T")
 
 
 class Runner:
@@ -69,6 +84,7 @@ class Runner:
         self._control: JobControl | None = None
         self._last_ok = time.monotonic()
         self.jobs_done = 0
+        self._refused: dict[Any, tuple[int, float]] = {}  # job id → (refusals, not before)
 
     # ------------------------------------------------------------ lifecycle
     def run(self) -> int:
@@ -287,8 +303,12 @@ class Runner:
 
     # ------------------------------------------------------------ jobs
     def _process_job(self) -> None:
+        """Take the assigned job. Failures are told apart: the backend unreachable or busy (the
+        step is retried, the job kept), the job gone from us (dropped), the job impossible (reported
+        to the user as failed, or dropped if the backend refuses the report); a job is never handed
+        back to the queue for these."""
         try:
-            info = self.client.retrieve_job_info()
+            info = self._keep_trying("retrieving the job", self.client.retrieve_job_info)
         except NoJobError:
             return  # stale hint: nothing assigned (any more)
         except JobAbortingError:
@@ -297,12 +317,17 @@ class Runner:
         except (NotOnlineError, UnauthorizedError) as exc:
             self._mark_lost(str(exc))
             return
+        except JobUnavailableError as exc:
+            log.error("the assigned job cannot be done: %s", exc)
+            self._submit_error(None, str(exc))
+            return
         except TransientBackendError as exc:
-            log.warning("retrieve_job_info failed: %s", exc)
-            self._job_available.set()
-            self.stop.wait(1.0)
+            log.warning("retrieve_job_info failed: %s", exc)  # stopping, or the session is lost
             return
         job_id = info.get("id")
+        self._wait_if_refused(job_id)
+        if self.stop.is_set() or self._need_register.is_set():
+            return
         control = JobControl()
         self._control = control
         workdir = Path(tempfile.mkdtemp(prefix=f"wisp-job-{job_id}-"))
@@ -312,12 +337,19 @@ class Runner:
         except (NotOnlineError, UnauthorizedError) as exc:
             self._mark_lost(str(exc))
         except NoJobError as exc:
-            log.warning("job %s: no longer ours (%s)", job_id, exc.detail)
-        except JobAbortingError:
-            self._release_job(f"job {job_id} was aborted before it started")
+            log.warning("job %s: no longer ours (%s); going on", job_id, exc.detail)
+        except JobAbortingError as exc:
+            if exc.route in JOB_START_ROUTES:
+                self._release_job(f"job {job_id} was aborted before it started")
+            else:
+                log.warning("job %s: the backend refused the result (%s); going on", job_id, exc.detail)
+        except JobFailed as exc:  # JobUnavailableError: a 4xx on its audio, a wrong content type
+            log.error("job %s: cannot be done: %s", job_id, exc)
+            self._submit_error(job_id, str(exc))
         except TransientBackendError as exc:
-            log.error("job %s: backend unreachable (%s); releasing the job", job_id, exc)
-            self._release_job("backend unreachable")
+            # Only when stopping or after the heartbeats declared the backend lost (re-registering
+            # follows); never a reason to hand the job back by itself.
+            log.error("job %s: backend unreachable (%s); the job is left to the backend", job_id, exc)
         except BackendError as exc:
             log.error("job %s: backend error: %s", job_id, exc)
             self._submit_error(job_id, f"runner could not process the job: {exc.detail}")
@@ -328,6 +360,51 @@ class Runner:
             if not self.stop.is_set():
                 self._job_available.set()  # the backend may have queued the next job for us
 
+    def _keep_trying(self, what: str, call: Callable[[], T], *, give_up_after: float | None = None) -> T:
+        """Run a job step until it gets through. A transient failure (connection error, timeout,
+        5xx, 429, after the client's own retries) means the backend or storage is unreachable or
+        busy, not that the job is bad: wait (growing pauses) and try again, keeping the job, while
+        the heartbeat thread keeps it leased. Re-raises when stopping, when the job is cancelled or
+        when the heartbeats declare the backend lost; with `give_up_after` (seconds), fails the job
+        with JobUnavailableError once it has kept failing that long."""
+        started, pause = time.monotonic(), JOB_RETRY_FIRST
+        while True:
+            try:
+                return call()
+            except TransientBackendError as exc:
+                failing_for = time.monotonic() - started
+                if give_up_after is not None and failing_for + pause > give_up_after:
+                    raise JobUnavailableError(
+                        f"The {what} kept failing for {failing_for / 60:.0f} minutes ({exc.detail})",
+                        status=exc.status, route=exc.route) from exc
+                log.warning("%s: backend unreachable or busy (%s); keeping the job, trying again in %.0f s",
+                            what, exc.detail, pause)
+                if self._pause(pause):
+                    raise
+                pause = min(pause * 2, JOB_RETRY_MAX)
+
+    def _pause(self, seconds: float) -> bool:
+        """Sleep; True (at once) when stopping, re-registering or the current job is cancelled."""
+        deadline = time.monotonic() + seconds
+        while True:
+            control = self._control
+            if self.stop.is_set() or self._need_register.is_set() or (control is not None and control.cancelled):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.stop.wait(min(POLL, left))
+
+    def _wait_if_refused(self, job_id: Any) -> None:
+        """A job whose failure report the backend refused but still hands to us: try it again, but
+        not in a tight loop (and never by handing it back)."""
+        refused = self._refused.get(job_id)
+        if refused is not None and refused[1] > time.monotonic():
+            left = refused[1] - time.monotonic()
+            log.warning("job %s: offered again after the backend refused its failure report; retrying in %.0f s",
+                        job_id, left)
+            self._pause(left)
+
     def _run_job(self, job_id: Any, raw_settings: Any, control: JobControl, workdir: Path) -> None:
         audio = workdir / "audio"
         try:
@@ -335,10 +412,18 @@ class Runner:
             self.transcriber.check_settings(settings)
         except UnsupportedSettingsError as exc:
             log.info("job %s: unsupported settings: %s", job_id, exc)
-            self.client.download_audio(audio, discard=True)  # the backend accepts results only in process
+            # the backend accepts results only in process
+            self._keep_trying("retrieving the audio", lambda: self.client.download_audio(audio, discard=True))
             self._submit_error(job_id, str(exc))
             return
-        self.client.download_audio(audio)
+        try:
+            self._keep_trying("download of this job's audio", lambda: self.client.download_audio(audio),
+                              give_up_after=AUDIO_PATIENCE)
+        except TransientBackendError:
+            if control.cancel_reason == CANCEL_ABORT:  # aborted while the download was being retried
+                self._submit_error(job_id, ABORT_MESSAGE)
+                return
+            raise
         outcome: dict[str, Any] = {}
 
         def work() -> None:
@@ -383,15 +468,26 @@ class Runner:
             self._submit_error(job_id, f"could not render the transcript: {exc}")
             return
         control.set_progress(100)
-        self.client.submit_result(transcript=transcript, inline_limit=self.config.inline_result_limit)
+        self._keep_trying("submitting the transcript", lambda: self.client.submit_result(
+            transcript=transcript, inline_limit=self.config.inline_result_limit))
         log.info("job %s: transcript submitted", job_id)
 
     def _submit_error(self, job_id: Any, message: str) -> None:
+        """Report the job as failed with `message`, if the backend still lets us. A refusal (400: not
+        ours or not in process any more, 405, or another 4xx) drops the job: go on to the next one."""
         try:
-            self.client.submit_result(error_msg=message)
+            self._keep_trying("reporting the failure", lambda: self.client.submit_result(error_msg=message))
             log.info("job %s: failed: %s", job_id, message)
-        except NoJobError as exc:
-            log.warning("job %s: could not report failure (%s)", job_id, exc.detail)
+            self._refused.pop(job_id, None)
+        except (NotOnlineError, UnauthorizedError, TransientBackendError):
+            raise
+        except BackendError as exc:
+            log.warning("job %s: the backend did not take the failure report (%s); dropping the job. Reason: %s",
+                        job_id, exc, message)
+            if job_id is not None:
+                count = self._refused.get(job_id, (0, 0.0))[0] + 1
+                wait = min(REFUSED_MAX, REFUSED_FIRST * 2 ** (count - 1))
+                self._refused[job_id] = (count, time.monotonic() + wait)
 
     def _release_job(self, why: str) -> None:
         """Give the assigned job back: unregister (backend re-queues or finishes it) and re-register."""

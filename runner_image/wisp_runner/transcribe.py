@@ -184,7 +184,7 @@ class WhisperTranscriber:
         try:
             audio = decode_audio(str(audio_path), sampling_rate=SAMPLE_RATE)
         except Exception as exc:  # noqa: BLE001 — PyAV raises many types for bad input
-            raise JobFailed(f"could not decode the audio file: {exc}") from exc
+            raise JobFailed(f"The audio could not be decoded: {exc}") from exc
         return self.transcribe_array(audio, settings, control, model=model)
 
     def transcribe_array(
