@@ -2,7 +2,8 @@
 
 Gates: ``user``, ``user+V`` (verified), ``user+V+T`` (verified and current ToS accepted),
 ``admin`` (verified, admin token), ``local`` (local, not provisioned), ``user-not-provisioned``,
-``runner`` and ``runner+S`` (runner token; plus online and matching ``session_token``).
+``runner`` and ``runner+S`` (runner token; plus online and matching ``session_token``: those live
+in ``services/runner_gate.py``, which uses this module's credential parsing).
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from .store.tokens import Token
 from .store.users import User
 
 USER_GATES = {"user", "user+V", "user+V+T", "admin", "local", "user-not-provisioned"}
-RUNNER_GATES = {"runner", "runner+S"}
 
 
 @dataclass
@@ -62,22 +62,32 @@ def session_cookie(secret: str) -> str:
 CLEAR_COOKIE = 'token=""; Path=/; SameSite=lax'
 
 
-def check_gate(call: Any, gate: str, *, renew: bool = True) -> None:
-    """Authenticate ``call`` for ``gate``. ``renew=False`` (the event stream's polls) leaves the
-    session as it is: no rotation, no new expiry, no ``last_usage`` write, so a tab that only
-    listens does not keep its session alive."""
-    if gate in RUNNER_GATES:
-        from .services import runner_auth
+@dataclass(frozen=True)
+class Admitted:
+    """What a gate lets through: the caller, and a new session cookie when it rotated the session."""
 
-        runner_auth.check(call, with_session=gate == "runner+S")
-        return
-    if gate not in USER_GATES:
-        raise ValueError(f"unknown gate {gate}")
-    call.principal = authenticate_user(call, gate, renew=renew)
+    principal: Any
+    set_cookie: str | None = None
 
 
-def authenticate_user(call: Any, gate: str, *, renew: bool = True) -> Principal:
-    headers = call.request.headers
+@dataclass(frozen=True)
+class UserGate:
+    """A user gate; ``renew=False`` (the event stream's polls) leaves the session as it is: no
+    rotation, no new expiry, no ``last_usage`` write, so a tab that only listens does not keep
+    its session alive."""
+
+    name: str
+    renew: bool = True
+
+    def __post_init__(self) -> None:
+        if self.name not in USER_GATES:
+            raise ValueError(f"unknown gate {self.name}")
+
+    def check(self, request: Any, _body: Any) -> Admitted:
+        return authenticate_user(request.headers, self.name, renew=self.renew)
+
+
+def authenticate_user(headers: Any, gate: str, *, renew: bool = True) -> Admitted:
     bearer = bearer_token(headers)
     secret = bearer if bearer is not None else cookie_token(headers)
     if not secret:
@@ -100,21 +110,21 @@ def authenticate_user(call: Any, gate: str, *, renew: bool = True) -> Principal:
                 raise errors.Forbidden(f"Please accept the current version of the terms of service '{tos.name}' first")
     if gate in ("user-not-provisioned", "local") and user.provision_number is not None:
         raise errors.Forbidden("This account is managed by the server's configuration and cannot be changed here")
-    if renew:
-        _renew(call, principal)
+    cookie = _renew(principal) if renew else None
     if gate == "local" and user.user_type != "local":
         raise errors.Forbidden("Only local accounts can do this")
-    return principal
+    return Admitted(principal, cookie)
 
 
-def _renew(call: Any, principal: Principal) -> None:
-    """A session in its rolling window gets a new secret and lifetime (cookie set); any token
-    otherwise records the use (``last_usage``, at most once a minute)."""
+def _renew(principal: Principal) -> str | None:
+    """A session in its rolling window gets a new secret and lifetime (returns its cookie); any
+    token otherwise records the use (``last_usage``, at most once a minute)."""
     token = principal.token
     if tokens.needs_rotation(token):
         new_secret = tokens.rotate(token)
         if new_secret is not None:
-            call.set_cookie = session_cookie(new_secret)
             principal.token = tokens.find(new_secret) or token
+            return session_cookie(new_secret)
     else:
         tokens.touch(token)
+    return None

@@ -28,9 +28,9 @@ def sweep_runners(event: Any = None) -> dict[str, int]:
 
     Upstream has no sweeper (spec §12.4); without it a job whose runner died waits for the next
     submit/register/result even while other runners idle."""
-    from .services import queue_metrics, runners
+    from .services import queue_metrics, sweeper
 
-    result = runners.sweep()
+    result = sweeper.sweep()
     if result["released"] or result["assigned"]:
         log.info("sweeper: released %(released)d expired runners, assigned %(assigned)d jobs", result)
     try:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-from chalicelib.services import runners as runner_service
+from chalicelib.services import admin as runner_admin
 from chalicelib.store.users import User
 from tests import factories
 
@@ -37,7 +37,7 @@ def make_user(*, verified: bool = True, admin: bool = False, email: str | None =
 
 
 def make_runner() -> tuple[int, str]:
-    return runner_service.create_runner()
+    return runner_admin.create_runner()
 
 
 def multipart(file_bytes: bytes = b"RIFF....WAVEfmt fake audio", *, filename: str | None = "talk.wav",

@@ -14,14 +14,13 @@ import json
 import logging
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Protocol
 
 import pydantic_core
 from chalice import Blueprint, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .. import errors
-from ..services import events
 
 log = logging.getLogger("wisp.http")
 
@@ -39,7 +38,7 @@ class Operation:
     name: str  # upstream function name; operationId is "<tag>-<name>"
     method: str
     path: str  # full path, e.g. /api/users/info
-    gate: str | None
+    gate: str | None  # the gate's name (spec §1.4), for the OpenAPI document
     query: type[BaseModel] | None
     body: Any
     body_format: BodyFormat | None
@@ -49,8 +48,7 @@ class Operation:
     summary: str
     description: str
     extension: bool  # a Wisp extension, not part of the Project-W API
-    lease_work: Callable[[Any], Any] | None = None  # runner+S: the change the gate's update also makes
-    renews_session: bool = True  # False: authenticating leaves the session as it is (auth.check_gate)
+    guard: Gate | None = None  # the gate itself: authenticates a request
 
     @property
     def operation_id(self) -> str:
@@ -58,6 +56,26 @@ class Operation:
 
 
 OPERATIONS: list[Operation] = []
+
+
+class Gate(Protocol):
+    """An access gate: ``auth.UserGate`` or ``runner_gate.RunnerGate``. ``check`` gets the request
+    and its decoded JSON body (None if none), and answers with the caller or raises the gate's error."""
+
+    @property
+    def name(self) -> str: ...
+
+    def check(self, request: Any, body: Any) -> Any: ...
+
+
+def gate_named(name: str) -> Gate:
+    """The gate a route names by a string (``"user+V"``, ``"runner+S"``, ...)."""
+    from ..auth import UserGate
+    from ..services.runner_gate import RunnerGate
+
+    if name in ("runner", "runner+S"):
+        return RunnerGate(with_session=name == "runner+S")
+    return UserGate(name)
 
 
 @dataclass
@@ -69,7 +87,6 @@ class Call:
     query: Any = None
     body: Any = None
     set_cookie: str | None = None  # filled by the gate on session rotation
-    lease_work: Any = None  # runners.LeaseWork for the runner+S gate, from the route's ``lease_work``
     headers: dict[str, str] = field(default_factory=dict)
 
     def header(self, name: str, default: str | None = None) -> str | None:
@@ -91,7 +108,7 @@ class Router:
         path: str,
         method: str,
         *,
-        gate: str | None,
+        gate: str | Gate | None,
         response: Any,
         query: type[BaseModel] | None = None,
         body: Any = None,
@@ -100,19 +117,18 @@ class Router:
         errors: dict[int, str] | None = None,
         extension: bool = False,
         name: str | None = None,
-        lease_work: Callable[[Any], Any] | None = None,
-        renews_session: bool = True,
     ) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
         def decorate(handler: Callable[[Call], Any]) -> Callable[[Call], Any]:
             doc = (handler.__doc__ or "").strip()
             summary, _, description = doc.partition("\n")
             fmt = body_format or ("json" if body is not None else None)
+            guard = gate_named(gate) if isinstance(gate, str) else gate
             op = Operation(
                 tag=self.tag,
                 name=name or handler.__name__,
                 method=method,
                 path=self.prefix + path,
-                gate=gate,
+                gate=guard.name if guard is not None else None,
                 query=query,
                 body=body,
                 body_format=fmt,
@@ -122,8 +138,7 @@ class Router:
                 summary=summary.strip(),
                 description=_dedent(description),
                 extension=extension,
-                lease_work=lease_work,
-                renews_session=renews_session,
+                guard=guard,
             )
             OPERATIONS.append(op)
             view = _make_view(self.blueprint, op, handler, self.precondition)
@@ -152,28 +167,24 @@ def _make_view(blueprint: Blueprint, op: Operation, handler: Callable[[Call], An
     def view(**uri_params: str) -> Response:
         call = Call(request=blueprint.current_request)
         try:
-            with events.batch():  # the job events of one request: one write per user
-                if precondition is not None:
-                    precondition()
-                raw_json: Any = _MISSING
-                if op.body_format == "json":
-                    # a syntactically broken JSON body is rejected before authentication (§1.4)
-                    raw_json = _decode_json(call.request.raw_body)
-                if op.lease_work is not None:
-                    call.lease_work = op.lease_work(None if raw_json is _MISSING else raw_json)
-                if op.gate is not None:
-                    from .. import auth
-
-                    auth.check_gate(call, op.gate, renew=op.renews_session)
-                problems: list[dict[str, Any]] = []
-                if op.query is not None:
-                    call.query = _validate_query(op.query, call.request.query_params, query_lists, problems)
-                if validates_body:
-                    data = raw_json if op.body_format == "json" else _decode_form(call.request)
-                    call.body = _validate_body(_adapter(op.body), data, problems)
-                if problems:
-                    raise errors.ValidationFailed(problems)
-                result = handler(call, **uri_params) if uri_params else handler(call)
+            if precondition is not None:
+                precondition()
+            raw_json: Any = _MISSING
+            if op.body_format == "json":
+                # a syntactically broken JSON body is rejected before authentication (§1.4)
+                raw_json = _decode_json(call.request.raw_body)
+            if op.guard is not None:
+                admitted = op.guard.check(call.request, None if raw_json is _MISSING else raw_json)
+                call.principal, call.set_cookie = admitted.principal, admitted.set_cookie
+            problems: list[dict[str, Any]] = []
+            if op.query is not None:
+                call.query = _validate_query(op.query, call.request.query_params, query_lists, problems)
+            if validates_body:
+                data = raw_json if op.body_format == "json" else _decode_form(call.request)
+                call.body = _validate_body(_adapter(op.body), data, problems)
+            if problems:
+                raise errors.ValidationFailed(problems)
+            result = handler(call, **uri_params) if uri_params else handler(call)
         except errors.AppError as exc:
             return _with_cookie(error_response(exc), call)
         except Exception as exc:  # noqa: BLE001 - last line of defence: log, answer in our shape

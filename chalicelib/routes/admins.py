@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..schemas.runners import InvalidateRunnerQuery, RunnerCreatedResponse
-from ..services import runners
+from ..services import admin
 from ._http import Call, Router
 
 router = Router(__name__, prefix="/api/admins", tag="admins")
@@ -11,7 +11,7 @@ router = Router(__name__, prefix="/api/admins", tag="admins")
 @router.route("/create_runner", "POST", gate="admin", response=RunnerCreatedResponse)
 def create_runner(call: Call) -> RunnerCreatedResponse:
     """Create a runner (usable for every user's jobs); its token is shown only this once."""
-    runner_id, token = runners.create_runner()
+    runner_id, token = admin.create_runner()
     return RunnerCreatedResponse(id=runner_id, token=token)
 
 
@@ -21,4 +21,4 @@ def invalidate_runner(call: Call) -> str:
 
     Finished jobs keep the runner's name and version but no longer its id. Unknown ids are fine.
     """
-    return runners.invalidate_runner(call.query.runner_id)
+    return admin.invalidate_runner(call.query.runner_id)

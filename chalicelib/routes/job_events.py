@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from chalice import Response
 
+from ..auth import UserGate
 from ..services import event_stream
 from ._http import Call, Router, text_response
 
 router = Router(__name__, prefix="/api/jobs", tag="jobs")
 
 
-@router.route("/events", "GET", gate="user+V+T", renews_session=False, response=str,
+@router.route("/events", "GET", gate=UserGate("user+V+T", renew=False), response=str,
               response_media="text/event-stream")
 def events(call: Call) -> Response:
     """Live updates of your jobs as Server-Sent Events.

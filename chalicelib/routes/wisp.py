@@ -14,7 +14,8 @@ from ..schemas.runners import (
     HeartbeatResponse, ResultUploadResponse, SessionQuery, SubmitUploadedResultRequest,
     WaitForJobQuery,
 )
-from ..services import jobs, runners
+from ..services import jobs, protocol, uploads
+from ..services.runner_gate import RunnerGate
 from ._http import Call, Router
 
 router = Router(__name__, prefix="/api/wisp", tag="wisp")
@@ -30,14 +31,14 @@ def start_upload(call: Call) -> UploadResponse:
     Send ``{file_name, content_type, size}``; PUT each ``part_size`` slice of the file to its part
     URL and keep each response's ``ETag``, then call ``/uploads/{upload_id}/complete``.
     """
-    return jobs.start_upload(call.principal.user.id, call.body)
+    return uploads.start_upload(call.principal.user.id, call.body)
 
 
 @router.route("/uploads/{upload_id}/parts", "GET", gate="user+V+T", response=UploadPartsResponse, extension=True,
               errors={400: "Unknown upload"})
 def upload_parts(call: Call, upload_id: str) -> UploadPartsResponse:
     """Resume an interrupted upload: the parts S3 already has, and new URLs for the others."""
-    return jobs.upload_parts(call.principal.user.id, upload_id)
+    return uploads.upload_parts(call.principal.user.id, upload_id)
 
 
 @router.route("/uploads/{upload_id}/complete", "POST", gate="user+V+T", query=SubmitJobQuery,
@@ -48,7 +49,7 @@ def complete_upload(call: Call, upload_id: str) -> int:
     """Finish a direct upload and submit the job (same settings rules as ``submit_job``); returns its id."""
     parts = [(p.part_number, p.etag) for p in call.body.parts]
     user = call.principal.user
-    return jobs.complete_upload(user.id, upload_id, parts, call.query.job_settings_id,
+    return uploads.complete_upload(user.id, upload_id, parts, call.query.job_settings_id,
                                 has_default_settings=user.has_default_settings)
 
 
@@ -83,15 +84,15 @@ def wait_for_job(call: Call) -> HeartbeatResponse:
 
     Keeps the runner online like a heartbeat (it does not store progress).
     """
-    return runners.wait_for_job(call.principal, call.query.timeout)
+    return protocol.wait_for_job(call.principal, call.query.timeout)
 
 
-@router.route("/runners/audio_url", "POST", gate="runner+S", query=SessionQuery, response=UrlResponse,
-              extension=True, lease_work=runners.mark_processing,
+@router.route("/runners/audio_url", "POST", gate=RunnerGate(True, protocol.mark_processing), query=SessionQuery,
+              response=UrlResponse, extension=True,
               errors={400: "No job assigned", 405: "The assigned job was aborted by the user"})
 def audio_url(call: Call) -> UrlResponse:
     """A pre-signed GET for the assigned job's audio; marks the job as being processed."""
-    return UrlResponse(url=runners.audio_url(call.principal))
+    return UrlResponse(url=protocol.audio_url(call.principal))
 
 
 @router.route("/runners/result_upload", "POST", gate="runner+S", query=SessionQuery, response=ResultUploadResponse,
@@ -101,13 +102,13 @@ def result_upload(call: Call) -> ResultUploadResponse:
 
     Upload the ``RunnerSubmitResultRequest`` JSON there, then call ``submit_uploaded_result``.
     """
-    return ResultUploadResponse(**runners.result_upload(call.principal, max_bytes=MAX_RESULT_BYTES))
+    return ResultUploadResponse(**protocol.result_upload(call.principal, max_bytes=MAX_RESULT_BYTES))
 
 
-@router.route("/runners/submit_uploaded_result", "POST", gate="runner+S", query=SessionQuery,
-              body=SubmitUploadedResultRequest, response=str, extension=True, lease_work=runners.defer_lease,
+@router.route("/runners/submit_uploaded_result", "POST", gate=RunnerGate(True, protocol.defer_lease),
+              query=SessionQuery, body=SubmitUploadedResultRequest, response=str, extension=True,
               errors={400: "Not processing a job, or the key is not this job's upload"})
 def submit_uploaded_result(call: Call) -> str:
     """Like ``submit_job_result``, with the result JSON read from the uploaded object ``key``."""
-    return runners.submit_uploaded_result(call.principal, call.body.key, max_bytes=MAX_RESULT_BYTES)
+    return protocol.submit_uploaded_result(call.principal, call.body.key, max_bytes=MAX_RESULT_BYTES)
 

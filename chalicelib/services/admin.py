@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 from .. import mail
+from ..store import jobs as job_store
+from ..store import lifecycle
+from ..store import runners as runner_store
 from ..store.banners import PARTITION, Banner
 from ..store.counters import next_id
 from ..store.users import scan_users
+from . import assignment, leases, tokens
 
 
 def add_site_banner(*, html: str, urgency: int) -> int:
@@ -33,3 +37,24 @@ def send_email_to_all_users(*, subject: str, body: str) -> None:
     retried by the client and, if it still fails, logged (``mail.send`` never raises).
     """
     mail.send_email_to_all_users(all_user_addresses(), subject, body)
+
+
+def create_runner() -> tuple[int, str]:
+    """A new runner with a fresh token (only its hash is stored); returns (id, token)."""
+    secret = tokens.new_secret()
+    runner_id = next_id("runner")
+    lifecycle.create_runner(tokens.hash_secret(secret), runner_id)
+    return runner_id, secret
+
+
+def invalidate_runner(runner_id: int) -> str:
+    """Unregister (job back to the queue), delete the runner, and detach it from finished jobs."""
+    runner = runner_store.by_id(runner_id)
+    if runner is None:
+        return f"No runner with id {runner_id} exists; nothing to do"
+    if runner.online is not None or runner.job_id is not None:
+        leases.release(runner, go_offline=True)
+    lifecycle.remove_runner(runner.token_hash)
+    lifecycle.detach_finished_jobs(runner_id, job_store.ids_by_runner(runner_id))
+    assignment.assign_pending()
+    return f"Runner {runner_id} was invalidated"

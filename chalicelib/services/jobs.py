@@ -6,30 +6,24 @@ whether the runners of assigned jobs are still online (one BatchGetItem).
 """
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import math
 import os
 from datetime import timedelta
-from typing import Any, Iterable
-from urllib.parse import quote, unquote
-
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from typing import Iterable
 
 from .. import errors, storage
-from ..schemas.jobs import (
-    CountQuery, GetQuery, JobInfoResponse, JobSortKey, JobStatus, UploadPartsResponse, UploadPartUrl,
-    UploadRequest, UploadResponse, settings_from_stored,
-)
+from ..schemas.jobs import CountQuery, GetQuery, JobInfoResponse, JobSortKey, JobStatus, settings_from_stored
 from ..settings import get_settings
 from ..store import jobs as store
+from ..store import lifecycle
 from ..store import runners as runner_store
 from ..store.base import now
-from ..store.counters import JOB, Counter, allocate
-from ..store.jobs import QUEUED, Job
-from ..store.runners import Runner
-from . import events, job_settings, runners
+from ..store.counters import JOB, allocate
+from ..store.jobs import JobRecord
+from ..store.lifecycle import NewJob
+from ..store.runners import RunnerRecord
+from . import assignment, job_settings, leases, results
 
 log = logging.getLogger("wisp.jobs")
 
@@ -39,8 +33,6 @@ MAX_INLINE_BYTES = 4_500_000
 MAX_INLINE_RESPONSE_BYTES = 4_400_000
 UPLOAD_EXTENSION = "POST /api/wisp/uploads"
 TRANSCRIPT_URL_EXTENSION = "GET /api/wisp/jobs/{job_id}/transcript_url"
-MIN_PART_SIZE = 16 * 1024 * 1024
-MAX_PARTS = 10_000
 ENV_MAX_UPLOAD = "WISP_MAX_UPLOAD_BYTES"
 DEFAULT_MAX_UPLOAD = 50 * 1024 ** 3
 
@@ -92,14 +84,14 @@ def upload_media_type(declared: str | None, data: bytes) -> str:
 # ------------------------------------------------------------------------------------------
 
 
-def _live_runner(job: Job, found: dict[str, Runner]) -> Runner | None:
+def _live_runner(job: JobRecord, found: dict[str, RunnerRecord]) -> RunnerRecord | None:
     runner = found.get(job.runner_key) if job.runner_key else None
-    if runners.is_live(runner) and runner is not None and runner.job_id == job.id:
+    if runner is not None and leases.is_live(runner) and runner.job_id == job.id:
         return runner
     return None
 
 
-def step_of(job: Job, live: Runner | None) -> JobStatus:
+def step_of(job: JobRecord, live: RunnerRecord | None) -> JobStatus:
     if job.downloaded is True:
         return JobStatus.downloaded
     if job.downloaded is False:
@@ -110,12 +102,12 @@ def step_of(job: Job, live: Runner | None) -> JobStatus:
         return JobStatus.aborting
     if live is not None:
         return JobStatus.runner_in_progress if live.in_process else JobStatus.runner_assigned
-    if job.queue == QUEUED or job.runner_key:
+    if job.is_queued or job.runner_key:
         return JobStatus.pending_runner  # a job whose runner expired waits for the sweeper
     return JobStatus.not_queued
 
 
-def to_info(job: Job, live: Runner | None) -> JobInfoResponse:
+def to_info(job: JobRecord, live: RunnerRecord | None) -> JobInfoResponse:
     step = step_of(job, live)
     if step in (JobStatus.success, JobStatus.downloaded):
         progress = 100.0
@@ -127,10 +119,10 @@ def to_info(job: Job, live: Runner | None) -> JobInfoResponse:
         progress = 0.0
     show_runner = job.finish_timestamp is not None or live is not None
     return JobInfoResponse(
-        id=int(job.id), progress=max(0.0, min(100.0, progress)), abort=bool(job.aborting),
+        id=job.id, progress=max(0.0, min(100.0, progress)), abort=bool(job.aborting),
         creation_timestamp=job.creation_timestamp, file_name=job.file_name, finish_timestamp=job.finish_timestamp,
         runner_name=job.runner_name if show_runner else None,
-        runner_id=int(job.runner_id) if show_runner and job.runner_id is not None else None,
+        runner_id=job.runner_id if show_runner else None,
         runner_version=job.runner_version if show_runner else None,
         runner_git_hash=job.runner_git_hash if show_runner else None,
         runner_source_code_url=job.runner_source_code_url if show_runner else None,
@@ -139,13 +131,29 @@ def to_info(job: Job, live: Runner | None) -> JobInfoResponse:
     )
 
 
-def _mine(user_id: int, job_ids: Iterable[int]) -> list[Job]:
-    return [j for j in store.get_many(list(job_ids)) if int(j.user_id) == user_id]
+def _mine(user_id: int, job_ids: Iterable[int]) -> list[JobRecord]:
+    return [j for j in store.get_many(list(job_ids), consistent=True) if j.user_id == user_id]
 
 
-def _with_runners(jobs: list[Job]) -> list[tuple[Job, Runner | None]]:
+def _with_runners(jobs: list[JobRecord]) -> list[tuple[JobRecord, RunnerRecord | None]]:
+    """Each job with its live runner, if it has one, as one moment saw them.
+
+    Job and runner rows are two reads. A job whose runner finished it (or lost it) between them
+    would read as held by a runner that no longer holds it: "pending" with 0 % for a moment,
+    between "in progress" and "success". Such jobs are read again, and the job row then is at
+    least as new as the runner row, so a job's observed state only moves forward."""
     found = runner_store.get_many([j.runner_key for j in jobs if j.runner_key and j.finish_timestamp is None])
-    return [(j, _live_runner(j, found)) for j in jobs]
+    pairs = [(j, _live_runner(j, found)) for j in jobs]
+    for _attempt in range(3):
+        skewed = [j.id for j, live in pairs if j.runner_key and j.finish_timestamp is None and live is None
+                  and (found.get(j.runner_key) is None or found[j.runner_key].job_id != j.id)]
+        if not skewed:
+            break
+        fresh = {j.id: j for j in store.get_many(skewed, consistent=True)}
+        found.update(runner_store.get_many([j.runner_key for j in fresh.values()
+                                            if j.runner_key and j.finish_timestamp is None]))
+        pairs = [(fresh.get(j.id, j), _live_runner(fresh.get(j.id, j), found)) for j, _ in pairs]
+    return pairs
 
 
 # ------------------------------------------------------------------------------------------
@@ -160,20 +168,22 @@ def submit_job(*, user_id: int, file_name: str, content_type: str | None, data: 
     ``has_default_settings``: the owner row's flag (False spares reading the default pointer)."""
     media_type = upload_media_type(content_type, data)
     resolved = job_settings.resolve_for_job(user_id, settings_id, has_default=has_default_settings)
+    return create_job(user_id=user_id, file_name=file_name, audio_key=None, resolved=resolved,
+                      audio=(data, media_type))
+
+
+def create_job(*, user_id: int, file_name: str, audio_key: str | None, resolved: job_settings.Resolved,
+               audio: tuple[bytes, str] | None = None) -> int:
+    """Take the next job id and write the job (its ``audio``, if given, stored first); returns the id."""
     ids = allocate(JOB)
-    key = storage.audio_key(int(ids.value))
-    storage.put(key, data, content_type=media_type)
-    return _create(ids, user_id=user_id, file_name=file_name, audio_key=key, resolved=resolved)
-
-
-def _create(ids: Counter, *, user_id: int, file_name: str, audio_key: str, resolved: job_settings.Resolved) -> int:
-    """Write the job whose id ``ids`` (the job counter) just handed out; returns the id."""
-    job_id = int(ids.value)
-    job = Job(job_id, user_id=user_id, file_name=file_name, creation_timestamp=now(),
-              job_settings_id=resolved.settings_id, settings=resolved.settings,
-              email_notification=resolved.email_notification, audio_key=audio_key, queue=QUEUED)
-    runners.place_new_job(job, queue_generation=ids.generation_or_zero)
-    return job_id
+    if audio is not None:
+        audio_key = storage.audio_key(ids.value)
+        storage.put(audio_key, audio[0], content_type=audio[1])
+    job = NewJob(ids.value, user_id=user_id, file_name=file_name, settings_id=resolved.settings_id,
+                 settings=resolved.settings, email_notification=resolved.email_notification,
+                 audio_key=str(audio_key))
+    assignment.place_new_job(job, queue_generation=ids.generation)
+    return ids.value
 
 
 # ------------------------------------------------------------------------------------------
@@ -181,7 +191,7 @@ def _create(ids: Counter, *, user_id: int, file_name: str, audio_key: str, resol
 # ------------------------------------------------------------------------------------------
 
 
-def _filtered(user_id: int, exclude_finished: bool, exclude_downloaded: bool) -> list[Job]:
+def _filtered(user_id: int, exclude_finished: bool, exclude_downloaded: bool) -> list[JobRecord]:
     jobs = store.of_user(user_id)
     if exclude_finished:
         return [j for j in jobs if j.finish_timestamp is None]
@@ -198,13 +208,13 @@ def get_ids(user_id: int, query: GetQuery) -> list[int]:
     """Job ids at sorted positions start_index..end_index inclusive."""
     jobs = _filtered(user_id, query.exclude_finished, query.exclude_downloaded)
     if query.sort_key is JobSortKey.filename:
-        jobs.sort(key=lambda j: (j.file_name, int(j.id)), reverse=query.descending)
+        jobs.sort(key=lambda j: (j.file_name, j.id), reverse=query.descending)
     else:
-        jobs.sort(key=lambda j: (j.creation_timestamp, int(j.id)), reverse=query.descending)
+        jobs.sort(key=lambda j: (j.creation_timestamp, j.id), reverse=query.descending)
     start = max(0, query.start_index)
     if query.end_index < start:
         return []
-    return [int(j.id) for j in jobs[start:query.end_index + 1]]
+    return [j.id for j in jobs[start:query.end_index + 1]]
 
 
 def info(user_id: int, job_ids: list[int]) -> list[JobInfoResponse]:
@@ -228,7 +238,7 @@ def abort(user_id: int, job_ids: list[int]) -> str:
     return "Success"
 
 
-def _abort_one(job: Job) -> None:
+def _abort_one(job: JobRecord) -> None:
     for _attempt in range(5):
         if job.finish_timestamp is not None or job.aborting:
             return
@@ -236,55 +246,23 @@ def _abort_one(job: Job) -> None:
             if job.audio_key:
                 storage.delete([job.audio_key])
             return
-        try:
-            job = Job.get(int(job.id), consistent_read=True)
-        except DoesNotExist:
+        fresh = store.get(job.id)
+        if fresh is None:
             return
+        job = fresh
     raise errors.ServiceUnavailable()
 
 
-def _try_abort(job: Job) -> bool:
-    """One conditional write (with its ``job_updated``); False if the job changed hands meanwhile
-    (caller re-reads)."""
-    key = job.runner_key
-    announced = (int(job.user_id), events.JOB_UPDATED, int(job.id))
-    if not key:
-        # pending (or not queued): take it out of the queue and fail it at once
-        try:
-            events.commit(lambda tx: tx.update(
-                Job(job.id), actions=store.failed_actions(runners.ABORTED),
-                condition=Job.runner_key.does_not_exist() & Job.finish_timestamp.does_not_exist()), announced,
-                let_go=[(int(job.user_id), int(job.id), events.QUEUE)])
-        except TransactWriteError:
-            return False
-        return True
-    runner = runner_store.get(key)
+def _try_abort(job: JobRecord) -> bool:
+    """One transition; False if the job changed hands meanwhile (the caller reads it again)."""
+    if not job.runner_key:
+        return lifecycle.abort_unheld(job)  # pending (or not queued): out of the queue, failed at once
+    runner = runner_store.get(job.runner_key)
     held = runner is not None and runner.job_id == job.id
-    job_cond = (Job.runner_key == key) & Job.finish_timestamp.does_not_exist()
-
-    working = held and runners.is_live(runner) and runner.in_process  # it keeps the job until its result
-
-    def build(tx: Any) -> None:
-        if working:
-            # the runner is working on it: it learns of the abort with its next heartbeat
-            tx.update(Job(job.id), actions=[Job.aborting.set(True), Job.audio_key.remove()], condition=job_cond)
-            tx.update(Runner(key), actions=[Runner.abort.set(True)],
-                      condition=(Runner.job_id == job.id) & (Runner.in_process == True))  # noqa: E712
-        else:
-            # assigned but not started (or its runner is gone): unassign and fail it directly
-            clear = [Job.runner_key.remove()] + [f.remove() for f in store.runner_fields()]
-            tx.update(Job(job.id), actions=clear + store.failed_actions(runners.ABORTED), condition=job_cond)
-            if held:
-                cond = Runner.job_id == job.id
-                if runners.is_live(runner):
-                    cond = cond & (Runner.in_process.does_not_exist() | (Runner.in_process == False))  # noqa: E712
-                tx.update(Runner(key), actions=[f.remove() for f in runner_store.job_fields()], condition=cond)
-
-    try:
-        events.commit(build, announced, let_go=[] if working else [(int(job.user_id), int(job.id), str(key))])
-    except TransactWriteError:
-        return False
-    return True
+    live = held and leases.is_live(runner)
+    if live and runner is not None and runner.in_process:
+        return lifecycle.abort_working(job, runner)  # it keeps the job until it reports the abort
+    return lifecycle.abort_waiting(job, runner if held else None, runner_live=live)
 
 
 # ------------------------------------------------------------------------------------------
@@ -298,32 +276,28 @@ def delete(user_id: int, job_ids: list[int]) -> str:
     for job in jobs:
         if job.finish_timestamp is None:
             raise errors.BadRequest(f"Job {job.id} is not finished yet; abort it before deleting it")
-    _delete_jobs(user_id, jobs)
-    for job_id in dict.fromkeys(job_ids):
-        events.publish(user_id, events.JOB_DELETED, int(job_id))
+    _delete_jobs(user_id, jobs, announce=False)
+    lifecycle.announce(user_id, lifecycle.JOB_DELETED, list(dict.fromkeys(job_ids)))  # every id asked for, as upstream
     return "Success"
 
 
-def _objects_of(job: Job) -> list[str]:
-    keys = storage.transcript_keys(int(job.id)) if job.has_transcript else []
-    if job.audio_key:
-        keys.append(job.audio_key)
+def _objects_of(job: JobRecord) -> list[str]:
+    keys = storage.transcript_keys(job.id) if job.has_transcript else []
+    keys += [k for k in (job.audio_key, job.result_key) if k]
     return keys
 
 
-def _delete_jobs(user_id: int, jobs: list[Job]) -> None:
-    """Rows, S3 objects, and settings records nothing references any more."""
+def _delete_jobs(user_id: int, jobs: list[JobRecord], *, announce: bool = True) -> None:
+    """Rows (with their ``job_deleted``), S3 objects, and settings records nothing references any more."""
     if not jobs:
         return
     storage.delete([k for j in jobs for k in _objects_of(j)])
-    with Job.batch_write() as batch:
-        for job in jobs:
-            batch.delete(job)
-    gone = {int(j.id) for j in jobs}
-    candidates = {int(j.job_settings_id) for j in jobs if j.job_settings_id is not None}
+    lifecycle.delete(jobs, announce=announce)
+    gone = {j.id for j in jobs}
+    candidates = {j.job_settings_id for j in jobs if j.job_settings_id is not None}
     if candidates:
-        referenced = {int(j.job_settings_id) for j in store.of_user(user_id)
-                      if int(j.id) not in gone and j.job_settings_id is not None}
+        referenced = {j.job_settings_id for j in store.of_user(user_id)
+                      if j.id not in gone and j.job_settings_id is not None}
         job_settings.delete_unreferenced(user_id, candidates, referenced)
 
 
@@ -333,31 +307,14 @@ def delete_all_of_user(user_id: int) -> None:
     jobs = store.of_user(user_id)
     for job in jobs:
         if job.finish_timestamp is None and job.runner_key:
-            _detach_from_runner(job)
+            runner = runner_store.get(job.runner_key)
+            if runner is not None and runner.job_id == job.id:
+                lifecycle.stop_for_deletion(runner, job.id)
     for start in range(0, len(jobs), 25):
         chunk = jobs[start:start + 25]
-        storage.delete([k for j in chunk for k in _objects_of(j)] + [storage.audio_key(int(j.id)) for j in chunk])
-        with Job.batch_write() as batch:
-            for job in chunk:
-                batch.delete(job)
+        storage.delete([k for j in chunk for k in _objects_of(j)] + [storage.audio_key(j.id) for j in chunk])
+        lifecycle.delete(chunk, announce=False)
     job_settings.delete_all_of_user(user_id)
-
-
-def _detach_from_runner(job: Job) -> None:
-    runner = runner_store.get(str(job.runner_key))
-    if runner is None or runner.job_id != job.id:
-        return
-    try:
-        if runner.in_process:
-            # tell it to stop; its error report then finds no job and just frees the runner
-            runner.update(actions=[Runner.abort.set(True)], condition=Runner.job_id == job.id)
-        else:
-            runner.update(actions=[f.remove() for f in runner_store.job_fields()],
-                          condition=(Runner.job_id == job.id)
-                          & (Runner.in_process.does_not_exist() | (Runner.in_process == False)))  # noqa: E712
-    except UpdateError as exc:
-        if not runners._conditional(exc):
-            raise
 
 
 # ------------------------------------------------------------------------------------------
@@ -370,28 +327,33 @@ _NO_TRANSCRIPT = "This job does not exist, is not yours, or has no transcript"
 def _mark_downloaded(user_id: int, job_id: int) -> None:
     """Set downloaded (the first download sends job_updated, in the same transaction); 400 unless
     the job is the caller's and succeeded."""
-    try:
-        events.commit(lambda tx: tx.update(Job(job_id), actions=[Job.downloaded.set(True)],
-                                           condition=(Job.user_id == user_id) & (Job.downloaded == False)),  # noqa: E712
-                      (user_id, events.JOB_UPDATED, job_id))
-    except TransactWriteError:
+    if not lifecycle.mark_downloaded(user_id, job_id):
         found = _owned(user_id, job_id)
         if found is None or found.downloaded is not True:
-            raise errors.BadRequest(_NO_TRANSCRIPT) from None
+            raise errors.BadRequest(_NO_TRANSCRIPT)
 
 
-def _owned(user_id: int, job_id: int) -> Job | None:
+def _owned(user_id: int, job_id: int) -> JobRecord | None:
+    job = store.get(job_id)
+    return job if job is not None and job.user_id == user_id else None
+
+
+def _read_transcript(user_id: int, job_id: int, transcript_type: str) -> storage.StoredObject:
+    """The transcript file; written from the job's stored result first if a crash left it unwritten."""
+    key = storage.transcript_key(job_id, transcript_type)
     try:
-        job = Job.get(job_id, consistent_read=True)
-    except DoesNotExist:
-        return None
-    return job if int(job.user_id) == user_id else None
+        return storage.get(key, max_bytes=MAX_INLINE_RESPONSE_BYTES)
+    except storage.ObjectMissing:
+        owned = _owned(user_id, job_id)
+        if owned is None or not results.ensure_published(owned):
+            raise
+    return storage.get(key, max_bytes=MAX_INLINE_RESPONSE_BYTES)
 
 
 def download_transcript(user_id: int, job_id: int, transcript_type: str) -> str:
     """The transcript text (the route sends it as a JSON string); marks the job downloaded."""
     try:
-        found = storage.get(storage.transcript_key(job_id, transcript_type), max_bytes=MAX_INLINE_RESPONSE_BYTES)
+        found = _read_transcript(user_id, job_id, transcript_type)
         text = found.data.decode("utf-8")
         if len(json.dumps(text)) > MAX_INLINE_RESPONSE_BYTES:
             raise storage.ObjectTooLarge(len(found.data))
@@ -432,107 +394,12 @@ def apply_retention() -> int:
     if not days:
         return 0
     ids = store.finished_before(now() - timedelta(days=days))
-    by_user: dict[int, list[Job]] = {}
+    by_user: dict[int, list[JobRecord]] = {}
     for job in store.get_many(ids):
         if job.finish_timestamp is not None:
-            by_user.setdefault(int(job.user_id), []).append(job)
+            by_user.setdefault(job.user_id, []).append(job)
     for user_id, jobs in by_user.items():
         _delete_jobs(user_id, jobs)
-        events.publish_many(user_id, events.JOB_DELETED, [int(job.id) for job in jobs])
     deleted = sum(len(v) for v in by_user.values())
     log.info("job retention: deleted %d jobs finished more than %d days ago", deleted, days)
     return deleted
-
-
-# ------------------------------------------------------------------------------------------
-# Direct uploads (Wisp extension): pre-signed S3 multipart uploads, resumable
-# ------------------------------------------------------------------------------------------
-
-
-def _upload_signature(user_id: int, raw: bytes) -> str:
-    import hashlib
-    import hmac
-
-    mac = hmac.new(get_settings().secret_key, b"wisp-upload:%d:" % user_id + raw, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(mac[:18]).decode()
-
-
-def _encode_upload_id(user_id: int, suffix: str, s3_id: str, size: int, part_size: int) -> str:
-    """An opaque id naming the S3 upload, signed for its owner (S3 needs the key with the id)."""
-    raw = json.dumps([suffix, s3_id, size, part_size], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode() + "." + _upload_signature(user_id, raw)
-
-
-def _decode_upload_id(user_id: int, upload_id: str) -> tuple[str, str, int, int]:
-    import hmac
-
-    try:
-        encoded, _, signature = upload_id.partition(".")
-        raw = base64.urlsafe_b64decode((encoded + "=" * (-len(encoded) % 4)).encode())
-        if not hmac.compare_digest(signature, _upload_signature(user_id, raw)):
-            raise ValueError
-        suffix, s3_id, size, part_size = json.loads(raw)
-        if not (isinstance(suffix, str) and suffix.isalnum() and isinstance(s3_id, str)):
-            raise ValueError
-    except (ValueError, TypeError, UnicodeDecodeError):
-        raise errors.BadRequest("Unknown upload") from None
-    return storage.upload_prefix(user_id) + suffix, s3_id, int(size), int(part_size)
-
-
-def _part_count(size: int, part_size: int) -> int:
-    return max(1, math.ceil(size / part_size))
-
-
-def start_upload(user_id: int, request: UploadRequest) -> UploadResponse:
-    """Start a pre-signed multipart upload straight to S3 (files far beyond Lambda's limits)."""
-    if not is_media_type(request.content_type):
-        raise errors.UnsupportedMediaType("The file must have an audio/* or video/* content type")
-    if request.size > max_upload_bytes():
-        raise errors.PayloadTooLarge(f"Files may be at most {max_upload_bytes()} bytes")
-    mib = 1024 * 1024
-    part_size = max(MIN_PART_SIZE, math.ceil(request.size / MAX_PARTS / mib) * mib)
-    key = storage.new_upload_key(user_id)
-    s3_id = storage.create_multipart(key, content_type=request.content_type,
-                                     metadata={"file-name": quote(request.file_name, safe="")})
-    upload_id = _encode_upload_id(user_id, key.rsplit("/", 1)[1], s3_id, request.size, part_size)
-    parts = [UploadPartUrl(part_number=n, url=storage.presigned_part(key, s3_id, n))
-             for n in range(1, _part_count(request.size, part_size) + 1)]
-    return UploadResponse(upload_id=upload_id, key=key, part_size=part_size, parts=parts)
-
-
-def upload_parts(user_id: int, upload_id: str) -> UploadPartsResponse:
-    """Resume: the parts already uploaded, and fresh URLs for the missing ones."""
-    key, s3_id, size, part_size = _decode_upload_id(user_id, upload_id)
-    try:
-        uploaded = storage.list_parts(key, s3_id)
-    except storage.ObjectMissing:
-        raise errors.BadRequest("Unknown upload") from None
-    done = {p["part_number"] for p in uploaded}
-    missing = [UploadPartUrl(part_number=n, url=storage.presigned_part(key, s3_id, n))
-               for n in range(1, _part_count(size, part_size) + 1) if n not in done]
-    return UploadPartsResponse(upload_id=upload_id, key=key, part_size=part_size, uploaded=uploaded, parts=missing)
-
-
-def complete_upload(user_id: int, upload_id: str, parts: list[tuple[int, str]], settings_id: int | None,
-                    has_default_settings: bool | None = None) -> int:
-    """Finish the upload, check the stored object, and create the job; returns its id."""
-    key, s3_id, _size, _part = _decode_upload_id(user_id, upload_id)
-    # 400 before anything is final
-    resolved = job_settings.resolve_for_job(user_id, settings_id, has_default=has_default_settings)
-    try:
-        storage.complete_multipart(key, s3_id, parts)
-    except storage.ObjectMissing:
-        raise errors.BadRequest("Unknown upload") from None
-    except Exception as exc:  # noqa: BLE001 - S3 rejects wrong ETags/part lists with a ClientError
-        if getattr(exc, "response", None) is None:
-            raise
-        raise errors.BadRequest(f"S3 refused to complete the upload: {exc}") from None
-    stored = storage.head(key)
-    if stored.size > max_upload_bytes():
-        storage.delete([key])
-        raise errors.PayloadTooLarge(f"Files may be at most {max_upload_bytes()} bytes")
-    if not is_media_type(stored.content_type):
-        storage.delete([key])
-        raise errors.UnsupportedMediaType("The file must have an audio/* or video/* content type")
-    file_name = unquote(stored.metadata.get("file-name", "")) or "upload"
-    return _create(allocate(JOB), user_id=user_id, file_name=file_name, audio_key=key, resolved=resolved)

@@ -106,12 +106,6 @@ def should_scale_to_zero(recent_targets: Sequence[int | None], *, idle_minutes: 
 # --------------------------------------------------------------------------------------------
 
 
-def count_query(index: Any, hash_key: Any, *, filter_condition: Any = None) -> int:
-    """Items under one hash key of a PynamoDB model or index: a ``Select=COUNT`` Query (paged),
-    so the cost follows the queue length, not the table size (never a Scan)."""
-    return int(index.count(hash_key, filter_condition=filter_condition))
-
-
 def read_snapshot(*, now: float | None = None) -> QueueSnapshot:
     """Pending jobs and online runners from the store, with two Queries and no Scan.
 
@@ -122,7 +116,7 @@ def read_snapshot(*, now: float | None = None) -> QueueSnapshot:
     from ..store import jobs, runners
 
     moment = time.time() if now is None else now
-    queued = count_query(jobs.Job.queue_index, jobs.QUEUED)
+    queued = jobs.queued_count()
     online = runners.online_after(moment)
     busy = sum(1 for runner in online if runner.job_id is not None)
     return QueueSnapshot(queued=queued, busy=busy, idle=len(online) - busy)

@@ -1,6 +1,8 @@
 """Atomic, increasing integer ids (spec §1.2: every entity has one; job ids order the queue)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.models import Model
 
@@ -26,17 +28,27 @@ class Counter(Model):
 JOB = "job"
 
 
+@dataclass(frozen=True)
+class Allocated:
+    value: int  # the id just taken
+    generation: int  # the queue generation at that moment ("job" only)
+
+
 def next_id(name: str) -> int:
     """The next id of sequence ``name``; one atomic UpdateItem, never reused."""
-    return int(allocate(name).value)
+    return allocate(name).value
 
 
-def allocate(name: str) -> Counter:
-    """The counter right after taking the next id of sequence ``name`` (one UpdateItem)."""
+def allocate(name: str) -> Allocated:
+    """Take the next id of sequence ``name`` (one UpdateItem), with the counter's generation."""
     counter = Counter(name)
     counter.update(actions=[Counter.value.add(1)])
-    return counter
+    return Allocated(int(counter.value), counter.generation_or_zero)
 
 
-def raise_generation(name: str) -> None:
-    Counter(name).update(actions=[Counter.generation.add(1)])
+def current(name: str) -> int:
+    """The last id sequence ``name`` handed out (one eventually consistent GetItem; 0 if none)."""
+    try:
+        return int(Counter.get(name).value or 0)
+    except Counter.DoesNotExist:
+        return 0

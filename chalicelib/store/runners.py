@@ -11,6 +11,10 @@ Indexes: ``by-id`` (admin routes address runners by id) and the sparse ``online`
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
 from pynamodb.attributes import BooleanAttribute, JSONAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
@@ -61,6 +65,7 @@ class Runner(Model):
     job_audio_key = UnicodeAttribute(null=True)
     job_email_notification = BooleanAttribute(null=True)
     job_file_name = UnicodeAttribute(null=True)
+    job_handouts = NumberAttribute(null=True)  # the job's hand-out count, this hand-out included
     in_process = BooleanAttribute(null=True)  # fetched the audio
     abort = BooleanAttribute(null=True)  # the owner asked to abort the job
     progress = NumberAttribute(null=True)
@@ -70,11 +75,59 @@ class Runner(Model):
     online_index = OnlineRunners()
 
 
+@dataclass(frozen=True)
+class RunnerRecord:
+    """A runner row as the services see it: plain values, no storage types."""
+
+    token_hash: str
+    id: int
+    created_at: datetime | None
+    online: str | None
+    session_hash: str | None
+    expires_at: float | None
+    name: str | None
+    version: str | None
+    git_hash: str | None
+    source_code_url: str | None
+    priority: int | None
+    job_id: int | None
+    job_user_id: int | None
+    job_settings: dict[str, Any] | None
+    job_audio_key: str | None
+    job_email_notification: bool | None
+    job_file_name: str | None
+    job_handouts: int | None
+    in_process: bool | None
+    abort: bool | None
+    progress: float | None
+    queue_generation: int | None
+
+    def live(self, moment: float) -> bool:
+        """Registered, with a lease that ends after ``moment``."""
+        return self.online == ONLINE and self.expires_at is not None and self.expires_at > moment
+
+
+_INTS = {"id", "priority", "job_id", "job_user_id", "job_handouts", "queue_generation"}
+
+
+def record(row: Runner) -> RunnerRecord:
+    values: dict[str, Any] = {}
+    for f in fields(RunnerRecord):
+        value = getattr(row, f.name, None)
+        if value is not None:
+            if f.name in _INTS:
+                value = int(value)
+            elif f.name in ("expires_at", "progress"):
+                value = float(value)
+        values[f.name] = value
+    return RunnerRecord(**values)
+
+
 def job_fields() -> list:
     """Attributes describing the held job, removed when the runner lets go of it."""
     return [Runner.job_id, Runner.job_user_id, Runner.job_settings, Runner.job_audio_key,
-            Runner.job_email_notification, Runner.job_file_name, Runner.in_process, Runner.abort,
-            Runner.progress, Runner.queue_generation]
+            Runner.job_email_notification, Runner.job_file_name, Runner.job_handouts, Runner.in_process,
+            Runner.abort, Runner.progress, Runner.queue_generation]
 
 
 def online_fields() -> list:
@@ -82,36 +135,46 @@ def online_fields() -> list:
             Runner.git_hash, Runner.source_code_url, Runner.priority]
 
 
-def get(token_hash: str) -> Runner | None:
+def get(token_hash: str) -> RunnerRecord | None:
     try:
-        return Runner.get(token_hash, consistent_read=True)
+        return record(Runner.get(token_hash, consistent_read=True))
     except DoesNotExist:
         return None
 
 
-def by_id(runner_id: int) -> Runner | None:
+def by_id(runner_id: int) -> RunnerRecord | None:
     for hit in Runner.by_id.query(runner_id, limit=1):
         return get(hit.token_hash)
     return None
 
 
-def online_after(moment: float) -> list[Runner]:
+def online_after(moment: float) -> list[RunnerRecord]:
     """Registered runners whose lease ends after ``moment``."""
-    return list(Runner.online_index.query(ONLINE, OnlineRunners.expires_at > moment))
+    return [record(r) for r in Runner.online_index.query(ONLINE, OnlineRunners.expires_at > moment)]
 
 
-def idle_after(moment: float) -> list[Runner]:
+def idle_after(moment: float) -> list[RunnerRecord]:
     """Idle registered runners whose lease ends after ``moment``."""
-    return list(Runner.online_index.query(ONLINE, OnlineRunners.expires_at > moment,
-                                          filter_condition=Runner.job_id.does_not_exist()))
+    return [record(r) for r in Runner.online_index.query(ONLINE, OnlineRunners.expires_at > moment,
+                                                           filter_condition=Runner.job_id.does_not_exist())]
 
 
-def expired_before(moment: float) -> list[Runner]:
-    return list(Runner.online_index.query(ONLINE, OnlineRunners.expires_at <= moment))
+def expired_before(moment: float) -> list[RunnerRecord]:
+    return [record(r) for r in Runner.online_index.query(ONLINE, OnlineRunners.expires_at <= moment)]
 
 
-def get_many(token_hashes: list[str]) -> dict[str, Runner]:
+def get_many(token_hashes: list[str]) -> dict[str, RunnerRecord]:
     unique = list(dict.fromkeys(token_hashes))
     if not unique:
         return {}
-    return {r.token_hash: r for r in Runner.batch_get(unique, consistent_read=True)}
+    return {r.token_hash: record(r) for r in Runner.batch_get(unique, consistent_read=True)}
+
+
+def get_with_queue_generation(token_hash: str) -> tuple[RunnerRecord | None, int]:
+    """The runner row and the job counter's queue generation, in one strongly consistent BatchGetItem."""
+    from .base import get_together
+    from .counters import JOB, Counter
+
+    row, counter = get_together((Runner, token_hash), (Counter, JOB), consistent=True)
+    generation = counter.generation_or_zero if isinstance(counter, Counter) else 0
+    return (record(row) if isinstance(row, Runner) else None), generation

@@ -59,3 +59,11 @@ def scan_users(*attributes: str) -> Iterator[User]:
     all users in one hot partition. Never call this on a request path that users trigger.
     """
     return User.scan(attributes_to_get=list(attributes) or None)
+
+
+def email_of(user_id: int) -> str | None:
+    """The user's e-mail address; None if the user is gone."""
+    try:
+        return str(User.get(user_id).email)
+    except User.DoesNotExist:
+        return None

@@ -7,6 +7,8 @@ events) are what the subprocess reads, and every test still starts from empty ta
 """
 from __future__ import annotations
 
+from chalicelib.store import lifecycle
+
 import os
 import re
 import subprocess
@@ -140,7 +142,7 @@ def test_response_shape_and_position_of_a_new_connection(base_url):
     # GIVEN a user with history (recent, so the user counts as live)
     user = new_user()
     for job_id in (1, 2):
-        events.publish(user.id, events.JOB_CREATED, job_id)
+        lifecycle.announce(user.id, events.JOB_CREATED, [job_id])
     secret = tokens.issue_session(user, name="t", admin=False).secret
     # WHEN a browser connects without Last-Event-ID (with the session cookie, like the frontend)
     r = get_events(base_url, cookie=secret)
@@ -171,10 +173,10 @@ def test_events_published_while_no_stream_is_open_are_replayed(base_url):
     tab.connect()
     assert seq_of(tab.last_id) == "0"
     # AND events published while it is disconnected (another user's event too)
-    events.publish(user.id, events.JOB_CREATED, 7)
-    events.publish(user.id, events.JOB_UPDATED, 7)
-    events.publish(new_user().id, events.JOB_CREATED, 8)
-    events.publish(user.id, events.JOB_DELETED, 7)
+    lifecycle.announce(user.id, events.JOB_CREATED, [7])
+    lifecycle.announce(user.id, events.JOB_UPDATED, [7])
+    lifecycle.announce(new_user().id, events.JOB_CREATED, [8])
+    lifecycle.announce(user.id, events.JOB_DELETED, [7])
     # WHEN it reconnects with Last-Event-ID
     tab.connect()
     # THEN it gets exactly its own missed events, in order, with their ids
@@ -189,7 +191,7 @@ def test_last_event_id_query_parameter_for_clients_without_headers(base_url):
     user = new_user()
     secret = tokens.issue_session(user, name="t", admin=False).secret
     for job_id in (1, 2, 3):
-        events.publish(user.id, events.JOB_UPDATED, job_id)
+        lifecycle.announce(user.id, events.JOB_UPDATED, [job_id])
     r = get_events(base_url, token=secret, query={"last_event_id": "1"})
     assert [e.data for e in r.events] == ["2", "3"]
     # the header wins over the URL (EventSource keeps the URL and sends the header on reconnect)
@@ -200,7 +202,7 @@ def test_last_event_id_query_parameter_for_clients_without_headers(base_url):
 def test_events_arrive_within_a_few_seconds(base_url):
     # GIVEN a live tab following the stream
     user = new_user()
-    events.publish(user.id, events.JOB_CREATED, 1)
+    lifecycle.announce(user.id, events.JOB_CREATED, [1])
     tab = Tab(base_url, tokens.issue_session(user, name="t", admin=False).secret)
     tab.connect()
     # WHEN a job update is published a moment later (a runner reporting progress)
@@ -209,7 +211,7 @@ def test_events_arrive_within_a_few_seconds(base_url):
     def publish_later():
         time.sleep(1.0)
         published["at"] = time.monotonic()
-        events.publish(user.id, events.JOB_UPDATED, 1)
+        lifecycle.announce(user.id, events.JOB_UPDATED, [1])
 
     worker = threading.Thread(target=publish_later)
     worker.start()

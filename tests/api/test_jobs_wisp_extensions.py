@@ -7,6 +7,7 @@ import requests
 
 from chalicelib import aws, storage
 from chalicelib.services import jobs as job_service
+from chalicelib.services import uploads
 from chalicelib.settings import environment
 from tests.jobs_support import TRANSCRIPT, RunnerClient, make_runner, make_user, submit  # noqa: F401
 from tests.support import body
@@ -33,7 +34,7 @@ def _put_parts(started, data: bytes, only: set[int] | None = None) -> list[dict]
 
 
 def test_direct_upload_resumes_and_creates_a_job(api, monkeypatch):
-    monkeypatch.setattr(job_service, "MIN_PART_SIZE", 5 * 1024 * 1024)
+    monkeypatch.setattr(uploads, "MIN_PART_SIZE", 5 * 1024 * 1024)
     person = make_user()
     data = b"O" * (5 * 1024 * 1024) + b"ggS tail"
     started = _upload(api, person.token, data)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.services import runners as runner_service
+from chalicelib.services import leases, protocol
 from chalicelib.store import runners as runner_store
 from chalicelib.services import events, tokens
 from tests.jobs_support import TRANSCRIPT, RUNNER_INFO, RunnerClient, make_runner, make_user, submit  # noqa: F401
@@ -25,7 +25,7 @@ class Clock:
         import time
 
         self.offset = 0.0
-        monkeypatch.setattr(runner_service, "clock", lambda: time.time() + self.offset)
+        monkeypatch.setattr(leases, "clock", lambda: time.time() + self.offset)
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
@@ -38,7 +38,7 @@ def test_register_returns_id_and_session_token_stored_hashed(api):
     assert data["id"] == runner_id and len(data["session_token"]) == 43
     row = runner_store.get(tokens.hash_secret(token))
     assert row.session_hash == tokens.hash_secret(data["session_token"])
-    assert token not in str(row.attribute_values) and data["session_token"] not in str(row.attribute_values)
+    assert token not in repr(row) and data["session_token"] not in repr(row)
     # already online → 403; after unregister it may register again (stock runner's crash recovery)
     assert client.register().status_code == 403
     assert body(client.unregister()) == "Success"
@@ -297,7 +297,7 @@ def test_progress_reported_before_the_audio_is_fetched_is_ignored(api, runner):
 
 def test_retrieve_job_audio_too_large_names_the_extension(api, runner, monkeypatch):
     submit(api, make_user().token, data=b"x" * 100)
-    monkeypatch.setattr(runner_service, "MAX_INLINE_AUDIO_BYTES", 50)
+    monkeypatch.setattr(protocol, "MAX_INLINE_AUDIO_BYTES", 50)
     r = runner.audio()
     assert r.status_code == 413 and "/api/wisp/runners/audio_url" in body(r)["detail"]
 

@@ -183,21 +183,16 @@ def test_tos_gate(api, use_settings):
     person = make_user()
     secret = person.session()
 
-    class Req:
-        headers = {"authorization": f"Bearer {secret}"}
-
-    class FakeCall:
-        request = Req()
-        set_cookie = None
+    headers = {"authorization": f"Bearer {secret}"}
 
     with pytest.raises(errors.Forbidden):
-        authenticate_user(FakeCall(), "user+V+T")
+        authenticate_user(headers, "user+V+T")
     accounts.accept_tos(User.get(person.user.id), tos_id=3, tos_version=1)
     with pytest.raises(errors.Forbidden):  # an older version does not satisfy the gate
-        authenticate_user(FakeCall(), "user+V+T")
+        authenticate_user(headers, "user+V+T")
     accounts.accept_tos(User.get(person.user.id), tos_id=3, tos_version=2)
-    assert authenticate_user(FakeCall(), "user+V+T").user.id == person.user.id
-    assert authenticate_user(FakeCall(), "user").user.id == person.user.id
+    assert authenticate_user(headers, "user+V+T").principal.user.id == person.user.id
+    assert authenticate_user(headers, "user").principal.user.id == person.user.id
 
 
 def test_delete_user(api):

@@ -10,7 +10,7 @@ import json
 import pytest
 import requests
 
-from chalicelib.services import runners as runner_service
+from chalicelib.services import leases
 from tests.jobs_support import TRANSCRIPT, HttpRunner, HttpStack, make_runner, make_user, multipart
 
 
@@ -73,7 +73,7 @@ def test_runner_death_the_sweeper_requeues_and_another_runner_finishes(stack, mo
     offset = {"s": 0.0}
     import time
 
-    monkeypatch.setattr(runner_service, "clock", lambda: time.time() + offset["s"])
+    monkeypatch.setattr(leases, "clock", lambda: time.time() + offset["s"])
     offset["s"] = 61
     assert _info(stack, person.token, job_id)["step"] == "pending_runner"
     _rid, token = make_runner()

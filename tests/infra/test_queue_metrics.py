@@ -59,7 +59,8 @@ def queue_tables():
 
 
 def _job(jobs, job_id: int, *, queued: bool) -> None:
-    jobs.Job(id=job_id, user_id=1, file_name=f"{job_id}.mp3", queue=jobs.QUEUED if queued else None).save()
+    jobs.Job(id=job_id, user_id=1, file_name=f"{job_id}.mp3", queue=jobs.QUEUED if queued else None,
+             queue_pos=job_id if queued else None).save()
 
 
 def _runner(runners, token: str, *, job_id: int | None, expires_at: float) -> None:

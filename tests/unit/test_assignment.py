@@ -1,25 +1,29 @@
 """Atomic assignment (spec §6.3): stale reads never hand a job to two runners or two jobs to a runner."""
 from __future__ import annotations
 
+import dataclasses
+
 from chalicelib.schemas.runners import RunnerRegisterRequest
-from chalicelib.services import job_settings, jobs, runners, tokens
+from chalicelib.services import admin, assignment, job_settings, jobs, leases, protocol, tokens
+from chalicelib.store import lifecycle
+from chalicelib.store.lifecycle import Outcome
 from chalicelib.store import jobs as job_store
 from chalicelib.store import runners as runner_store
 from chalicelib.store.jobs import Job
 from tests.jobs_support import RUNNER_INFO, make_user  # noqa: F401
 
 
-def _online_runner(priority: int = 100) -> runner_store.Runner:
-    _rid, secret = runners.create_runner()
+def _online_runner(priority: int = 100) -> runner_store.RunnerRecord:
+    _rid, secret = admin.create_runner()
     row = runner_store.get(tokens.hash_secret(secret))
-    runners.register(runners.RunnerPrincipal(row), RunnerRegisterRequest(**{**RUNNER_INFO, "priority": priority}))
+    protocol.register(leases.RunnerPrincipal(row), RunnerRegisterRequest(**{**RUNNER_INFO, "priority": priority}))
     return runner_store.get(tokens.hash_secret(secret))
 
 
-def _queued_job(user_id: int) -> Job:
+def _queued_job(user_id: int) -> job_store.JobRecord:
     job_id = jobs.submit_job(user_id=user_id, file_name="a.wav", content_type="audio/wav", data=b"x",
                              settings_id=None)
-    return Job.get(job_id)
+    return job_store.get(job_id)
 
 
 def test_stale_job_or_runner_reads_cannot_double_assign():
@@ -31,12 +35,14 @@ def test_stale_job_or_runner_reads_cannot_double_assign():
     assert runner_store.get(holder.token_hash).job_id == job.id
     # GIVEN stale copies that still show the job queued and the holder idle
     # WHEN a second attempt works from them
-    assert runners._try_assign(job, other) == "job"  # the job is not queued any more
-    another = Job(job.id + 1000, user_id=person.user.id, file_name="b.wav", queue=job_store.QUEUED, audio_key="k")
-    another.save()
-    assert runners._try_assign(another, holder) == "runner"  # the holder already has a job
+    stale_job = dataclasses.replace(job, queue=job_store.QUEUED, runner_key=None)
+    assert assignment.try_assign(stale_job, other) is Outcome.JOB_CHANGED  # the job is not queued any more
+    Job(job.id + 1000, user_id=person.user.id, file_name="b.wav", queue=job_store.QUEUED, queue_pos=job.id + 1000,
+        audio_key="k").save()
+    another = job_store.get(job.id + 1000)
+    assert assignment.try_assign(another, holder) is Outcome.RUNNER_CHANGED  # the holder already has a job
     # THEN nothing changed for the first job, and the other runner got the new one instead
-    assert runners.assign_pending() == [another.id]
+    assert assignment.assign_pending() == [another.id]
     assert runner_store.get(other.token_hash).job_id == another.id
     assert Job.get(job.id).runner_key == holder.token_hash
 
@@ -54,10 +60,10 @@ def test_fifo_across_users_and_priority_picks_the_runner():
 def test_aborting_job_left_in_queue_is_failed_by_the_assignment_loop():
     person = make_user()
     job = _queued_job(person.user.id)
-    job.update(actions=[Job.aborting.set(True)])
+    Job(job.id).update(actions=[Job.aborting.set(True)])
     _online_runner()
-    job.refresh()
-    assert job.error_msg == runners.ABORTED and job.queue is None and job.finish_timestamp is not None
+    job = Job.get(job.id)
+    assert job.error_msg == lifecycle.ABORTED and job.queue is None and job.finish_timestamp is not None
 
 
 def test_settings_snapshot_travels_with_the_job():
@@ -68,5 +74,5 @@ def test_settings_snapshot_travels_with_the_job():
     job_id = jobs.submit_job(user_id=person.user.id, file_name="a.wav", content_type="audio/wav", data=b"x",
                              settings_id=settings_id)
     runner = _online_runner()
-    info = runners.job_info(runners.RunnerPrincipal(runner_store.get(runner.token_hash)))
+    info = protocol.job_info(leases.RunnerPrincipal(runner_store.get(runner.token_hash)))
     assert info.id == job_id and info.settings.model.value == "turbo"

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from chalicelib.schemas.runners import RunnerRegisterRequest
-from chalicelib.services import jobs, runners, tokens
+from chalicelib.services import admin, jobs, leases, protocol, tokens
 from chalicelib.store import runners as runner_store
 from chalicelib.store.jobs import Job
 from tests.jobs_support import RUNNER_INFO, TRANSCRIPT, make_user, serialise_moto_dynamodb  # noqa: F401
@@ -39,27 +39,27 @@ def test_concurrent_submits_and_runners_assign_each_job_exactly_once(atomic_moto
 
     def runner_loop(priority: int) -> None:
         try:
-            _rid, secret = runners.create_runner()
+            _rid, secret = admin.create_runner()
             token_hash = tokens.hash_secret(secret)
             row = runner_store.get(token_hash)
-            session = runners.register(runners.RunnerPrincipal(row),
+            session = protocol.register(leases.RunnerPrincipal(row),
                                        RunnerRegisterRequest(**{**RUNNER_INFO, "priority": priority})).session_token
             while not done.is_set():
-                principal = runners.refresh_lease(token_hash, tokens.hash_secret(session))
+                principal = leases.renew(token_hash, tokens.hash_secret(session))
                 assert principal is not None, "runner fell offline"
                 current = principal.runner
-                if not runners.heartbeat(principal, 0.0).job_assigned:
+                if not protocol.heartbeat(principal, 0.0).job_assigned:
                     time.sleep(0.25)
                     continue
-                job_id = runners.job_info(principal).id
+                job_id = protocol.job_info(principal).id
                 with lock:
                     taken.append((int(current.id), job_id))
-                runners.start_processing(principal)
+                protocol.start_processing(principal)
                 # as the submit_job_result route does: authenticated by reading the row together
                 # with the queue generation, which decides whether the runner looks at the queue
-                principal = runners.read_lease(token_hash, tokens.hash_secret(session))
+                principal = leases.read(token_hash, tokens.hash_secret(session))
                 assert principal is not None and principal.lease_deferred
-                assert runners.submit_result(principal, error_msg=None, transcript=TRANSCRIPT) == "Success"
+                assert protocol.submit_result(principal, error_msg=None, transcript=TRANSCRIPT) == "Success"
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             failures.append(exc)
             done.set()

@@ -5,6 +5,7 @@ import pytest
 
 from chalicelib.services import event_stream, events
 from chalicelib.services.event_stream import Pace
+from chalicelib.store import lifecycle, transact
 from chalicelib.store.events import EventLog
 
 USER = 41
@@ -16,7 +17,7 @@ def lines(body: str, field: str) -> list[str]:
 
 def test_new_connection_gets_its_position_and_no_history():
     for job_id in (1, 2, 3):
-        events.publish(USER, events.JOB_CREATED, job_id)
+        lifecycle.announce(USER, events.JOB_CREATED, [job_id])
     body = event_stream.stream(USER, None)
     # the position travels in a block with data, under a name no stock client listens to
     assert lines(body, "event") == [event_stream.POSITION_EVENT]
@@ -31,11 +32,11 @@ def test_quiet_user_is_told_to_come_back_later():
 
 
 def test_events_after_the_position_are_replayed_in_order():
-    events.publish(USER, events.JOB_CREATED, 10)
+    lifecycle.announce(USER, events.JOB_CREATED, [10])
     first = events.latest_seq(USER)
-    events.publish(USER, events.JOB_UPDATED, 10)
-    events.publish(USER, events.JOB_DELETED, 11)
-    events.publish(USER + 1, events.JOB_CREATED, 99)  # someone else's
+    lifecycle.announce(USER, events.JOB_UPDATED, [10])
+    lifecycle.announce(USER, events.JOB_DELETED, [11])
+    lifecycle.announce(USER + 1, events.JOB_CREATED, [99])  # someone else's
     body = event_stream.stream(USER, first)
     assert body == (f"retry: {event_stream.LIVE.retry_ms}\n\n"
                     f"id: {first + 1}\nevent: job_updated\ndata: 10\n\n"
@@ -44,12 +45,12 @@ def test_events_after_the_position_are_replayed_in_order():
 
 
 def test_a_position_beyond_the_log_restarts_at_the_newest_event():
-    events.publish(USER, events.JOB_CREATED, 1)
+    lifecycle.announce(USER, events.JOB_CREATED, [1])
     assert lines(event_stream.stream(USER, 500), "id") == ["1"]
 
 
 def test_old_events_do_not_make_a_user_live():
-    events.publish(USER, events.JOB_CREATED, 1)
+    lifecycle.announce(USER, events.JOB_CREATED, [1])
     seq = events.latest_seq(USER)
     _age_log(USER, event_stream.LIVE_WINDOW_S + 1)
     assert lines(event_stream.stream(USER, seq), "retry") == [str(event_stream.IDLE.retry_ms)]
@@ -66,42 +67,31 @@ def _age_log(user_id: int, seconds: int) -> None:
 
 
 def test_events_past_retention_are_not_replayed_and_are_dropped_by_a_later_publish():
-    events.publish(USER, events.JOB_CREATED, 1)
-    events.publish(USER, events.JOB_UPDATED, 1)
+    lifecycle.announce(USER, events.JOB_CREATED, [1])
+    lifecycle.announce(USER, events.JOB_UPDATED, [1])
     _age_log(USER, events.RETENTION_SECONDS + 1)
     assert events.since(USER, 0) == []  # too old to replay, though still in the item
     assert events.latest_seq(USER) == 2  # the numbering goes on
     _age_log(USER, events.TRIM_SLACK_SECONDS)
-    events.publish(USER, events.JOB_DELETED, 1)
+    lifecycle.announce(USER, events.JOB_DELETED, [1])
     log = events.read(USER)
     assert [(e.seq, e.event) for e in log.entries] == [(3, "job_deleted")]  # old ones dropped, seq kept
     assert [e.seq for e in events.since(USER, 0)] == [3]
 
 
 def test_the_log_is_bounded(monkeypatch):
-    monkeypatch.setattr(events, "MAX_ENTRIES", 8)
+    monkeypatch.setattr(transact, "MAX_ENTRIES", 8)
     for job_id in range(20):
-        events.publish(USER, events.JOB_UPDATED, job_id)
+        lifecycle.announce(USER, events.JOB_UPDATED, [job_id])
     log = events.read(USER)
     assert 6 <= len(log.entries) <= 8 and log.newest_seq == 20
     assert [e.job_id for e in log.entries] == list(range(20 - len(log.entries), 20))
 
 
-def test_a_batch_writes_each_users_events_together_in_order():
-    with events.batch():
-        events.publish(USER, events.JOB_CREATED, 1)
-        events.publish(USER + 1, events.JOB_CREATED, 2)
-        events.publish_many(USER, events.JOB_DELETED, [3, 4])
-        assert events.latest_seq(USER) == 0  # nothing written yet
-    assert [(e.seq, e.event, e.job_id) for e in events.read(USER).entries] == [
-        (1, "job_created", 1), (2, "job_deleted", 3), (3, "job_deleted", 4)]
-    assert [e.job_id for e in events.read(USER + 1).entries] == [2]
-
-
 def test_a_full_batch_asks_the_client_to_come_straight_back(monkeypatch):
     monkeypatch.setattr(event_stream, "BATCH_LIMIT", 3)
     for job_id in range(5):
-        events.publish(USER, events.JOB_UPDATED, job_id)
+        lifecycle.announce(USER, events.JOB_UPDATED, [job_id])
     body = event_stream.stream(USER, 0)
     assert lines(body, "id") == ["1", "2", "3", "3"] and lines(body, "retry") == ["0"]
 
@@ -202,38 +192,35 @@ def _counter_bump(tx):
     """Creates the counter "probe"; refused once it exists."""
     from chalicelib.store.counters import Counter
 
-    tx.update(Counter("probe"), actions=[Counter.value.add(1)], condition=Counter.name.does_not_exist())
+    tx.update("probe", Counter("probe"), [Counter.value.add(1)], Counter.name.does_not_exist())
 
 
 def test_commit_writes_the_events_with_the_change_or_not_at_all():
-    from pynamodb.exceptions import TransactWriteError
-
     from chalicelib.store.counters import Counter
 
-    events.commit(_counter_bump, (USER, events.JOB_CREATED, 1), (USER, events.JOB_UPDATED, 1),
+    _commit(_counter_bump, (USER, events.JOB_CREATED, 1), (USER, events.JOB_UPDATED, 1),
                   (USER + 1, events.JOB_UPDATED, 2))
     assert Counter.get("probe").value == 1
     assert [(e.event, e.job_id) for e in events.read(USER).entries] == [("job_created", 1), ("job_updated", 1)]
-    with pytest.raises(TransactWriteError) as refused:
-        events.commit(_counter_bump, (USER, events.JOB_DELETED, 1))
-    codes = [getattr(r, "code", None) for r in refused.value.cancellation_reasons]
-    assert codes[0] == "ConditionalCheckFailed"  # the caller's item keeps its index
+    with pytest.raises(transact.Cancelled) as refused:
+        _commit(_counter_bump, (USER, events.JOB_DELETED, 1))
+    assert refused.value.failed == {"probe"}  # the refusal names the item
     assert Counter.get("probe").value == 1 and events.latest_seq(USER) == 2  # no event for a refused change
 
 
 def test_commit_into_a_full_log_trims_it_and_retries(monkeypatch):
-    monkeypatch.setattr(events, "MAX_ENTRIES", 8)
+    monkeypatch.setattr(transact, "MAX_ENTRIES", 8)
     for job_id in range(8):
-        events.publish(USER, events.JOB_UPDATED, job_id)
+        lifecycle.announce(USER, events.JOB_UPDATED, [job_id])
     assert len(events.read(USER).entries) == 8
-    events.commit(lambda tx: None, (USER, events.JOB_CREATED, 99), (USER, events.JOB_UPDATED, 99))
+    _commit(_nothing, (USER, events.JOB_CREATED, 99), (USER, events.JOB_UPDATED, 99))
     log = events.read(USER)
     assert len(log.entries) <= 8 and log.newest_seq == 10
     assert [e.job_id for e in log.entries][-2:] == [99, 99]
 
 
 def test_a_reader_drops_entries_long_past_retention():
-    events.commit(lambda tx: None, (USER, events.JOB_CREATED, 1), (USER, events.JOB_UPDATED, 1))
+    _commit(_nothing, (USER, events.JOB_CREATED, 1), (USER, events.JOB_UPDATED, 1))
     _age_log(USER, events.RETENTION_SECONDS + events.TRIM_SLACK_SECONDS + 1)
     event_stream.stream(USER, None)
     log = events.read(USER)
@@ -241,19 +228,19 @@ def test_a_reader_drops_entries_long_past_retention():
 
 
 def test_work_in_flight_keeps_a_tab_live_and_its_end_lets_it_rest(monkeypatch):
-    events.commit(lambda tx: None, (USER, events.JOB_CREATED, 5), held=[(USER, 5, events.QUEUE)])
+    _commit(_nothing, (USER, events.JOB_CREATED, 5), held=[(USER, 5, transact.QUEUE)])
     log = events.read(USER)
     assert log.waiting == {5} and log.last_at > 0
     # much later: the event is not "recent" any more, but the job still waits
     monkeypatch.setattr(event_stream, "wall_clock", lambda: log.last_at + event_stream.LIVE_WINDOW_S + 60)
     assert lines(event_stream.stream(USER, None), "retry") == [str(event_stream.LIVE.retry_ms)]  # waiting
     # a runner takes it: running instead of waiting (one write, two sets)
-    events.commit(lambda tx: None, (USER, events.JOB_UPDATED, 5), held=[(USER, 5, "runner-hash")],
-                  let_go=[(USER, 5, events.QUEUE)])
+    _commit(_nothing, (USER, events.JOB_UPDATED, 5), held=[(USER, 5, "runner-hash")],
+                  let_go=[(USER, 5, transact.QUEUE)])
     log = events.read(USER)
     assert log.waiting == frozenset() and log.running == {5: "runner-hash"}
     # it finishes: nothing in flight, and once the last event is old the tab rests
-    events.commit(lambda tx: None, (USER, events.JOB_UPDATED, 5), let_go=[(USER, 5, "runner-hash")])
+    _commit(_nothing, (USER, events.JOB_UPDATED, 5), let_go=[(USER, 5, "runner-hash")])
     log = events.read(USER)
     assert log.running == {} and log.waiting == frozenset()
     monkeypatch.setattr(event_stream, "wall_clock", lambda: log.last_at + event_stream.LIVE_WINDOW_S + 60)
@@ -261,7 +248,7 @@ def test_work_in_flight_keeps_a_tab_live_and_its_end_lets_it_rest(monkeypatch):
 
 
 def test_a_forgotten_waiting_job_stops_keeping_the_tab_live(monkeypatch):
-    events.commit(lambda tx: None, (USER, events.JOB_CREATED, 6), held=[(USER, 6, events.QUEUE)])
+    _commit(_nothing, (USER, events.JOB_CREATED, 6), held=[(USER, 6, transact.QUEUE)])
     last = events.read(USER).last_at
     monkeypatch.setattr(event_stream, "wall_clock", lambda: last + event_stream.IN_FLIGHT_LIMIT_S + 1)
     assert lines(event_stream.stream(USER, None), "retry") == [str(event_stream.IDLE.retry_ms)]
@@ -368,3 +355,20 @@ def test_a_slot_waits_for_its_own_turn(count, index):
         assert 15 <= wait <= 30 * count + 15
         if count > 1:
             assert round((now + wait) % (30 * count), 3) == round(index * 30.0, 3)
+
+
+def _commit(build, *found, held=(), let_go=()):
+    """One transaction of ``build``'s items with the events ``found`` and the holdings given."""
+    tx = transact.Tx()
+    build(tx)
+    for user_id, event, job_id in found:
+        tx.event(user_id, event, job_id)
+    for user_id, job_id, holder in held:
+        tx.hold(user_id, job_id, holder)
+    for user_id, job_id, holder in let_go:
+        tx.let_go(user_id, job_id, holder)
+    transact.run(tx)
+
+
+def _nothing(_tx):
+    """No items of its own: the events alone."""

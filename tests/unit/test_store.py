@@ -1,6 +1,8 @@
 """store/base.get_together: items of several tables in one BatchGetItem."""
 from __future__ import annotations
 
+from chalicelib.store import transact
+
 from chalicelib.store.base import get_together
 from chalicelib.store.counters import Counter, next_id
 from chalicelib.store.users import User
@@ -52,39 +54,38 @@ def _refuse_transactions(monkeypatch, times: int, *codes: str) -> list:
         return _cancelled(*codes) if len(seen) <= times else None
 
     client.meta.events.register_first("before-call.dynamodb.TransactWriteItems", refuse)
-    monkeypatch.setattr("chalicelib.services.events.time.sleep", lambda s: None)
+    monkeypatch.setattr("chalicelib.store.transact.time.sleep", lambda s: None)
     seen_undo = lambda: client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", refuse)  # noqa: E731
     monkeypatch.setattr(_Refusal, "undo", staticmethod(seen_undo), raising=False)
     return seen
 
 
 def _bump(tx):
-    tx.update(Counter("probe"), actions=[Counter.value.add(1)])
+    tx.update("probe", Counter("probe"), [Counter.value.add(1)])
 
 
 def test_a_transaction_that_met_another_is_tried_again(monkeypatch):
     from chalicelib.services import events
 
     seen = _refuse_transactions(monkeypatch, 2, "None", "TransactionConflict")
-    events.commit(_bump, (7, events.JOB_UPDATED, 1))
+    _commit(_bump, (7, events.JOB_UPDATED, 1))
     _Refusal.undo()
     assert len(seen) == 3 and Counter.get("probe").value == 1 and events.latest_seq(7) == 1
 
 
 def test_endless_conflicts_end_in_503_and_other_refusals_propagate(monkeypatch):
     import pytest
-    from pynamodb.exceptions import TransactWriteError
 
     from chalicelib import errors
     from chalicelib.services import events
 
     _refuse_transactions(monkeypatch, 99, "None", "TransactionConflict")
     with pytest.raises(errors.ServiceUnavailable):
-        events.commit(_bump, (7, events.JOB_UPDATED, 1))
+        _commit(_bump, (7, events.JOB_UPDATED, 1))
     _Refusal.undo()
     _refuse_transactions(monkeypatch, 1, "ConditionalCheckFailed", "None")
-    with pytest.raises(TransactWriteError):
-        events.commit(_bump, (7, events.JOB_UPDATED, 1))
+    with pytest.raises(transact.Cancelled):
+        _commit(_bump, (7, events.JOB_UPDATED, 1))
     _Refusal.undo()
 
 
@@ -119,3 +120,16 @@ def test_single_writes_that_meet_a_transaction_are_retried_by_botocore():
     finally:
         client.meta.events.unregister("before-send.dynamodb.GetItem", conflict_once)
     assert len(sent) == 2
+
+
+def _commit(build, *found, held=(), let_go=()):
+    """One transaction of ``build``'s items with the events ``found`` and the holdings given."""
+    tx = transact.Tx()
+    build(tx)
+    for user_id, event, job_id in found:
+        tx.event(user_id, event, job_id)
+    for user_id, job_id, holder in held:
+        tx.hold(user_id, job_id, holder)
+    for user_id, job_id, holder in let_go:
+        tx.let_go(user_id, job_id, holder)
+    transact.run(tx)

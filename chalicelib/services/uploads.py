@@ -1,0 +1,108 @@
+"""Direct uploads (Wisp extension, ``POST /api/wisp/uploads``): pre-signed S3 multipart uploads of
+any size, resumable; completing one creates the job (``jobs.create_job``)."""
+from __future__ import annotations
+
+import base64
+import json
+import math
+from urllib.parse import quote, unquote
+
+from .. import errors, storage
+from ..schemas.jobs import UploadPartsResponse, UploadPartUrl, UploadRequest, UploadResponse
+from ..settings import get_settings
+from . import job_settings
+from .jobs import create_job, is_media_type, max_upload_bytes
+
+MIN_PART_SIZE = 16 * 1024 * 1024
+MAX_PARTS = 10_000
+
+
+
+
+def _upload_signature(user_id: int, raw: bytes) -> str:
+    import hashlib
+    import hmac
+
+    mac = hmac.new(get_settings().secret_key, b"wisp-upload:%d:" % user_id + raw, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:18]).decode()
+
+
+def _encode_upload_id(user_id: int, suffix: str, s3_id: str, size: int, part_size: int) -> str:
+    """An opaque id naming the S3 upload, signed for its owner (S3 needs the key with the id)."""
+    raw = json.dumps([suffix, s3_id, size, part_size], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode() + "." + _upload_signature(user_id, raw)
+
+
+def _decode_upload_id(user_id: int, upload_id: str) -> tuple[str, str, int, int]:
+    import hmac
+
+    try:
+        encoded, _, signature = upload_id.partition(".")
+        raw = base64.urlsafe_b64decode((encoded + "=" * (-len(encoded) % 4)).encode())
+        if not hmac.compare_digest(signature, _upload_signature(user_id, raw)):
+            raise ValueError
+        suffix, s3_id, size, part_size = json.loads(raw)
+        if not (isinstance(suffix, str) and suffix.isalnum() and isinstance(s3_id, str)):
+            raise ValueError
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise errors.BadRequest("Unknown upload") from None
+    return storage.upload_prefix(user_id) + suffix, s3_id, int(size), int(part_size)
+
+
+def _part_count(size: int, part_size: int) -> int:
+    return max(1, math.ceil(size / part_size))
+
+
+def start_upload(user_id: int, request: UploadRequest) -> UploadResponse:
+    """Start a pre-signed multipart upload straight to S3 (files far beyond Lambda's limits)."""
+    if not is_media_type(request.content_type):
+        raise errors.UnsupportedMediaType("The file must have an audio/* or video/* content type")
+    if request.size > max_upload_bytes():
+        raise errors.PayloadTooLarge(f"Files may be at most {max_upload_bytes()} bytes")
+    mib = 1024 * 1024
+    part_size = max(MIN_PART_SIZE, math.ceil(request.size / MAX_PARTS / mib) * mib)
+    key = storage.new_upload_key(user_id)
+    s3_id = storage.create_multipart(key, content_type=request.content_type,
+                                     metadata={"file-name": quote(request.file_name, safe="")})
+    upload_id = _encode_upload_id(user_id, key.rsplit("/", 1)[1], s3_id, request.size, part_size)
+    parts = [UploadPartUrl(part_number=n, url=storage.presigned_part(key, s3_id, n))
+             for n in range(1, _part_count(request.size, part_size) + 1)]
+    return UploadResponse(upload_id=upload_id, key=key, part_size=part_size, parts=parts)
+
+
+def upload_parts(user_id: int, upload_id: str) -> UploadPartsResponse:
+    """Resume: the parts already uploaded, and fresh URLs for the missing ones."""
+    key, s3_id, size, part_size = _decode_upload_id(user_id, upload_id)
+    try:
+        uploaded = storage.list_parts(key, s3_id)
+    except storage.ObjectMissing:
+        raise errors.BadRequest("Unknown upload") from None
+    done = {p["part_number"] for p in uploaded}
+    missing = [UploadPartUrl(part_number=n, url=storage.presigned_part(key, s3_id, n))
+               for n in range(1, _part_count(size, part_size) + 1) if n not in done]
+    return UploadPartsResponse(upload_id=upload_id, key=key, part_size=part_size, uploaded=uploaded, parts=missing)
+
+
+def complete_upload(user_id: int, upload_id: str, parts: list[tuple[int, str]], settings_id: int | None,
+                    has_default_settings: bool | None = None) -> int:
+    """Finish the upload, check the stored object, and create the job; returns its id."""
+    key, s3_id, _size, _part = _decode_upload_id(user_id, upload_id)
+    # 400 before anything is final
+    resolved = job_settings.resolve_for_job(user_id, settings_id, has_default=has_default_settings)
+    try:
+        storage.complete_multipart(key, s3_id, parts)
+    except storage.ObjectMissing:
+        raise errors.BadRequest("Unknown upload") from None
+    except Exception as exc:  # noqa: BLE001 - S3 rejects wrong ETags/part lists with a ClientError
+        if getattr(exc, "response", None) is None:
+            raise
+        raise errors.BadRequest(f"S3 refused to complete the upload: {exc}") from None
+    stored = storage.head(key)
+    if stored.size > max_upload_bytes():
+        storage.delete([key])
+        raise errors.PayloadTooLarge(f"Files may be at most {max_upload_bytes()} bytes")
+    if not is_media_type(stored.content_type):
+        storage.delete([key])
+        raise errors.UnsupportedMediaType("The file must have an audio/* or video/* content type")
+    file_name = unquote(stored.metadata.get("file-name", "")) or "upload"
+    return create_job(user_id=user_id, file_name=file_name, audio_key=key, resolved=resolved)
