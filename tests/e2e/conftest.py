@@ -1,9 +1,12 @@
 """End-to-end tests talk to a real local stack over HTTP, so the in-process moto mock is off."""
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
-from .stack import Stack, start_stack
+from .stack import Stack, descendants, start_stack
 
 
 @pytest.fixture(autouse=True)
@@ -14,7 +17,8 @@ def aws_mock():
 
 @pytest.fixture
 def stacks(tmp_path):
-    """Starts stacks on demand; whatever is still running at the end is killed."""
+    """Starts stacks on demand; whatever is still running at the end is killed, with the processes
+    it started (its runner has a process group of its own, which a killed stack cannot stop)."""
     started: list[Stack] = []
 
     def start(**extra_env: str) -> Stack:
@@ -25,5 +29,11 @@ def stacks(tmp_path):
     yield start
     for stack in started:
         if stack.process.poll() is None:
+            below = descendants(stack.process.pid)
             stack.process.kill()
             stack.process.wait()
+            for pid in below:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
