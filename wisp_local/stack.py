@@ -235,10 +235,10 @@ def runner_token(opts: Options, restored: bool) -> str:
         stored = _read_state_file(path)
         if stored:
             return stored
-    from chalicelib.services import runners
+    from chalicelib.services import admin
 
     # what POST /api/admins/create_runner does
-    runner_id, token = runners.create_runner()
+    runner_id, token = admin.create_runner()
     print(f"local runner: created runner {runner_id}")
     if opts.persist:
         _write_private(path, token)

@@ -16,7 +16,7 @@ class Counter(Model):
     name = UnicodeAttribute(hash_key=True)
     value = NumberAttribute(default=0)
     # "job" only: the queue generation, raised each time a job is put in the queue while runners
-    # are online (see services/runners.py: a runner that finishes looks at the queue only if it
+    # are online (see services/assignment.py: a runner that finishes looks at the queue only if it
     # moved on since the runner was given its job)
     generation = NumberAttribute(null=True)
 

@@ -37,7 +37,7 @@ PAIRS = [
 
 # Where the backend keeps the abort message: first the module named in issue 10, then where it is
 # being moved to. Update this list (not the assertion) when it moves again.
-ABORT_MESSAGE_HOMES = ("chalicelib.services.runners", "chalicelib.store.lifecycle")
+ABORT_MESSAGE_HOMES = ("chalicelib.store.lifecycle",)
 
 
 def backend_abort_message() -> str:
