@@ -278,7 +278,7 @@ def submit_result(principal: RunnerPrincipal, *, error_msg: str | None, transcri
         _refuse(principal, job_id, outcome)
         return "Success"  # the job is gone (its owner deleted the account): the runner let go of it
     if result_key is not None:
-        results.publish(job_id, result_key)
+        results.publish(job_id, transcript or {})
     results.discard([runner.job_audio_key, result_key])
     if runner.job_email_notification:
         results.notify(user_id, job_id, runner.job_file_name or "", error_msg if failed else None)

@@ -27,10 +27,8 @@ def stage(job_id: int, transcript: dict[str, Any]) -> str:
     return key
 
 
-def publish(job_id: int, result_key: str) -> None:
-    """Write the five transcript files of a succeeded job from its stored result."""
-    found = storage.get(result_key)
-    transcript = json.loads(found.data)["transcript"]
+def publish(job_id: int, transcript: dict[str, Any]) -> None:
+    """Write the five transcript files of a succeeded job."""
     for kind in storage.TRANSCRIPT_TYPES:
         value = transcript[kind]
         text = json.dumps(value, ensure_ascii=False) if kind == "as_json" else str(value)
@@ -44,9 +42,10 @@ def ensure_published(job: JobRecord) -> bool:
     if not job.has_transcript or not job.result_key:
         return False
     try:
-        publish(job.id, job.result_key)
+        found = storage.get(job.result_key)
     except storage.ObjectMissing:
         return False
+    publish(job.id, json.loads(found.data)["transcript"])
     return True
 
 
