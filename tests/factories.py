@@ -74,3 +74,34 @@ def sent_mail() -> list[Mail]:
 
 def mail_to(address: str) -> list[Mail]:
     return [m for m in sent_mail() if address in m.to or address in m.bcc]
+
+
+def commit_events(build, *found, held=(), let_go=()) -> None:  # type: ignore[no-untyped-def]
+    """One event-log transaction (``store/transact.py``): ``build(tx)`` adds its items, then the
+    events ``found`` ((user, event, job)) and the holdings ``held``/``let_go`` ((user, job, holder))."""
+    from chalicelib.store import transact
+
+    tx = transact.Tx()
+    build(tx)
+    for user_id, event, job_id in found:
+        tx.event(user_id, event, job_id)
+    for user_id, job_id, holder in held:
+        tx.hold(user_id, job_id, holder)
+    for user_id, job_id, holder in let_go:
+        tx.let_go(user_id, job_id, holder)
+    transact.run(tx)
+
+
+class LeaseClock:
+    """Moves the clock leases are compared with (``services.leases.clock``) forward."""
+
+    def __init__(self, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+        import time
+
+        from chalicelib.services import leases
+
+        self.offset = 0.0
+        monkeypatch.setattr(leases, "clock", lambda: time.time() + self.offset)
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds

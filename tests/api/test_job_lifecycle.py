@@ -1,7 +1,6 @@
 """No job loops, no result lands twice, a job's observed state only moves forward (issue 10 §2)."""
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -13,6 +12,7 @@ from chalicelib.services import leases, protocol, tokens
 from chalicelib.store import jobs as job_store
 from chalicelib.store import runners as runner_store
 from tests.jobs_support import RUNNER_INFO, TRANSCRIPT, RunnerClient, make_runner, make_user, submit  # noqa: F401
+from tests.factories import LeaseClock
 from tests.support import body
 
 
@@ -26,14 +26,6 @@ def _runner(api, name: str = "r") -> RunnerClient:
 def _info(api, person, job_id: int) -> dict:
     return body(api.get("/api/jobs/info", query={"job_ids": [job_id]}, token=person.token))[0]
 
-
-class Clock:
-    def __init__(self, monkeypatch) -> None:
-        self.offset = 0.0
-        monkeypatch.setattr(leases, "clock", lambda: time.time() + self.offset)
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 # ------------------------------------------------------------------------------------------
@@ -100,7 +92,7 @@ def _principal(client: RunnerClient) -> leases.RunnerPrincipal:
 
 
 def test_a_late_result_is_refused_and_never_touches_the_stored_transcript(api, monkeypatch):
-    clock = Clock(monkeypatch)
+    clock = LeaseClock(monkeypatch)
     person = make_user()
     slow = _runner(api, "slow")
     job_id = body(submit(api, person.token))

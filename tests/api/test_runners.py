@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.services import leases, protocol
+from chalicelib.services import protocol
 from chalicelib.store import runners as runner_store
 from chalicelib.services import events, tokens
 from tests.jobs_support import TRANSCRIPT, RUNNER_INFO, RunnerClient, make_runner, make_user, submit  # noqa: F401
+from tests.factories import LeaseClock
 from tests.support import body
 
 
@@ -17,18 +18,6 @@ def runner(api) -> RunnerClient:
     assert client.register().status_code == 200
     return client
 
-
-class Clock:
-    """Moves the runner service's clock forward (leases are compared with it)."""
-
-    def __init__(self, monkeypatch) -> None:
-        import time
-
-        self.offset = 0.0
-        monkeypatch.setattr(leases, "clock", lambda: time.time() + self.offset)
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 def test_register_returns_id_and_session_token_stored_hashed(api):
@@ -79,7 +68,7 @@ def test_runner_gates(api, runner):
 
 
 def test_heartbeat_extends_the_lease_and_expired_runners_are_offline(api, runner, monkeypatch):
-    clock = Clock(monkeypatch)
+    clock = LeaseClock(monkeypatch)
     clock.advance(50)
     assert body(runner.heartbeat()) == {"abort": False, "job_assigned": False}
     clock.advance(50)  # 100 s after registering, 50 s after the heartbeat: still online
@@ -175,7 +164,7 @@ def test_unregister_while_aborting_fails_the_job_and_never_requeues_it(api, runn
 
 
 def test_expired_runner_gets_403_and_its_job_goes_to_another_runner(api, runner, monkeypatch):
-    clock = Clock(monkeypatch)
+    clock = LeaseClock(monkeypatch)
     person = make_user()
     job_id = body(submit(api, person.token))
     runner.audio()
@@ -194,7 +183,7 @@ def test_expired_runner_gets_403_and_its_job_goes_to_another_runner(api, runner,
 def test_sweeper_requeues_jobs_of_expired_runners(api, runner, monkeypatch):
     from chalicelib import schedules
 
-    clock = Clock(monkeypatch)
+    clock = LeaseClock(monkeypatch)
     person = make_user()
     running = body(submit(api, person.token))
     runner.audio()
@@ -361,7 +350,7 @@ def test_result_with_a_wrong_session_or_after_expiry_is_403(api, runner, monkeyp
     r = runner.call("POST", "/api/runners/submit_job_result", query={"session_token": "wrong"},
                     json={"transcript": TRANSCRIPT, "error_msg": None})
     assert r.status_code == 403 and "session" in body(r)["detail"]
-    Clock(monkeypatch).advance(61)
+    LeaseClock(monkeypatch).advance(61)
     r = runner.result(transcript=TRANSCRIPT)
     assert r.status_code == 403 and "online" in body(r)["detail"]
 

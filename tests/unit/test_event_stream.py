@@ -1,6 +1,8 @@
 """services/event_stream.py: the body of one SSE response, with a fake clock (no HTTP)."""
 from __future__ import annotations
 
+from tests.factories import commit_events
+
 import pytest
 
 from chalicelib.services import event_stream, events
@@ -198,12 +200,12 @@ def _counter_bump(tx):
 def test_commit_writes_the_events_with_the_change_or_not_at_all():
     from chalicelib.store.counters import Counter
 
-    _commit(_counter_bump, (USER, events.JOB_CREATED, 1), (USER, events.JOB_UPDATED, 1),
+    commit_events(_counter_bump, (USER, events.JOB_CREATED, 1), (USER, events.JOB_UPDATED, 1),
                   (USER + 1, events.JOB_UPDATED, 2))
     assert Counter.get("probe").value == 1
     assert [(e.event, e.job_id) for e in events.read(USER).entries] == [("job_created", 1), ("job_updated", 1)]
     with pytest.raises(transact.Cancelled) as refused:
-        _commit(_counter_bump, (USER, events.JOB_DELETED, 1))
+        commit_events(_counter_bump, (USER, events.JOB_DELETED, 1))
     assert refused.value.failed == {"probe"}  # the refusal names the item
     assert Counter.get("probe").value == 1 and events.latest_seq(USER) == 2  # no event for a refused change
 
@@ -213,14 +215,14 @@ def test_commit_into_a_full_log_trims_it_and_retries(monkeypatch):
     for job_id in range(8):
         lifecycle.announce(USER, events.JOB_UPDATED, [job_id])
     assert len(events.read(USER).entries) == 8
-    _commit(_nothing, (USER, events.JOB_CREATED, 99), (USER, events.JOB_UPDATED, 99))
+    commit_events(_nothing, (USER, events.JOB_CREATED, 99), (USER, events.JOB_UPDATED, 99))
     log = events.read(USER)
     assert len(log.entries) <= 8 and log.newest_seq == 10
     assert [e.job_id for e in log.entries][-2:] == [99, 99]
 
 
 def test_a_reader_drops_entries_long_past_retention():
-    _commit(_nothing, (USER, events.JOB_CREATED, 1), (USER, events.JOB_UPDATED, 1))
+    commit_events(_nothing, (USER, events.JOB_CREATED, 1), (USER, events.JOB_UPDATED, 1))
     _age_log(USER, events.RETENTION_SECONDS + events.TRIM_SLACK_SECONDS + 1)
     event_stream.stream(USER, None)
     log = events.read(USER)
@@ -228,19 +230,19 @@ def test_a_reader_drops_entries_long_past_retention():
 
 
 def test_work_in_flight_keeps_a_tab_live_and_its_end_lets_it_rest(monkeypatch):
-    _commit(_nothing, (USER, events.JOB_CREATED, 5), held=[(USER, 5, transact.QUEUE)])
+    commit_events(_nothing, (USER, events.JOB_CREATED, 5), held=[(USER, 5, transact.QUEUE)])
     log = events.read(USER)
     assert log.waiting == {5} and log.last_at > 0
     # much later: the event is not "recent" any more, but the job still waits
     monkeypatch.setattr(event_stream, "wall_clock", lambda: log.last_at + event_stream.LIVE_WINDOW_S + 60)
     assert lines(event_stream.stream(USER, None), "retry") == [str(event_stream.LIVE.retry_ms)]  # waiting
     # a runner takes it: running instead of waiting (one write, two sets)
-    _commit(_nothing, (USER, events.JOB_UPDATED, 5), held=[(USER, 5, "runner-hash")],
+    commit_events(_nothing, (USER, events.JOB_UPDATED, 5), held=[(USER, 5, "runner-hash")],
                   let_go=[(USER, 5, transact.QUEUE)])
     log = events.read(USER)
     assert log.waiting == frozenset() and log.running == {5: "runner-hash"}
     # it finishes: nothing in flight, and once the last event is old the tab rests
-    _commit(_nothing, (USER, events.JOB_UPDATED, 5), let_go=[(USER, 5, "runner-hash")])
+    commit_events(_nothing, (USER, events.JOB_UPDATED, 5), let_go=[(USER, 5, "runner-hash")])
     log = events.read(USER)
     assert log.running == {} and log.waiting == frozenset()
     monkeypatch.setattr(event_stream, "wall_clock", lambda: log.last_at + event_stream.LIVE_WINDOW_S + 60)
@@ -248,7 +250,7 @@ def test_work_in_flight_keeps_a_tab_live_and_its_end_lets_it_rest(monkeypatch):
 
 
 def test_a_forgotten_waiting_job_stops_keeping_the_tab_live(monkeypatch):
-    _commit(_nothing, (USER, events.JOB_CREATED, 6), held=[(USER, 6, transact.QUEUE)])
+    commit_events(_nothing, (USER, events.JOB_CREATED, 6), held=[(USER, 6, transact.QUEUE)])
     last = events.read(USER).last_at
     monkeypatch.setattr(event_stream, "wall_clock", lambda: last + event_stream.IN_FLIGHT_LIMIT_S + 1)
     assert lines(event_stream.stream(USER, None), "retry") == [str(event_stream.IDLE.retry_ms)]
@@ -356,18 +358,6 @@ def test_a_slot_waits_for_its_own_turn(count, index):
         if count > 1:
             assert round((now + wait) % (30 * count), 3) == round(index * 30.0, 3)
 
-
-def _commit(build, *found, held=(), let_go=()):
-    """One transaction of ``build``'s items with the events ``found`` and the holdings given."""
-    tx = transact.Tx()
-    build(tx)
-    for user_id, event, job_id in found:
-        tx.event(user_id, event, job_id)
-    for user_id, job_id, holder in held:
-        tx.hold(user_id, job_id, holder)
-    for user_id, job_id, holder in let_go:
-        tx.let_go(user_id, job_id, holder)
-    transact.run(tx)
 
 
 def _nothing(_tx):

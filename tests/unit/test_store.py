@@ -1,6 +1,8 @@
 """store/base.get_together: items of several tables in one BatchGetItem."""
 from __future__ import annotations
 
+from tests.factories import commit_events
+
 from chalicelib.store import transact
 
 from chalicelib.store.base import get_together
@@ -68,7 +70,7 @@ def test_a_transaction_that_met_another_is_tried_again(monkeypatch):
     from chalicelib.services import events
 
     seen = _refuse_transactions(monkeypatch, 2, "None", "TransactionConflict")
-    _commit(_bump, (7, events.JOB_UPDATED, 1))
+    commit_events(_bump, (7, events.JOB_UPDATED, 1))
     _Refusal.undo()
     assert len(seen) == 3 and Counter.get("probe").value == 1 and events.latest_seq(7) == 1
 
@@ -81,11 +83,11 @@ def test_endless_conflicts_end_in_503_and_other_refusals_propagate(monkeypatch):
 
     _refuse_transactions(monkeypatch, 99, "None", "TransactionConflict")
     with pytest.raises(errors.ServiceUnavailable):
-        _commit(_bump, (7, events.JOB_UPDATED, 1))
+        commit_events(_bump, (7, events.JOB_UPDATED, 1))
     _Refusal.undo()
     _refuse_transactions(monkeypatch, 1, "ConditionalCheckFailed", "None")
     with pytest.raises(transact.Cancelled):
-        _commit(_bump, (7, events.JOB_UPDATED, 1))
+        commit_events(_bump, (7, events.JOB_UPDATED, 1))
     _Refusal.undo()
 
 
@@ -121,15 +123,3 @@ def test_single_writes_that_meet_a_transaction_are_retried_by_botocore():
         client.meta.events.unregister("before-send.dynamodb.GetItem", conflict_once)
     assert len(sent) == 2
 
-
-def _commit(build, *found, held=(), let_go=()):
-    """One transaction of ``build``'s items with the events ``found`` and the holdings given."""
-    tx = transact.Tx()
-    build(tx)
-    for user_id, event, job_id in found:
-        tx.event(user_id, event, job_id)
-    for user_id, job_id, holder in held:
-        tx.hold(user_id, job_id, holder)
-    for user_id, job_id, holder in let_go:
-        tx.let_go(user_id, job_id, holder)
-    transact.run(tx)
