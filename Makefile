@@ -32,14 +32,19 @@ help:
 run: system-packages $(STAMP)
 	exec $(PY) -m wisp_local
 
-# Two pytest runs: the runner is its own project (runner_image/pytest.ini, its own `tests`
-# package). Both always run; any failure, or a run that collects no tests (status 5), fails.
+# ruff, mypy (mypy.ini), then two pytest runs: the runner is its own project (runner_image/pytest.ini,
+# its own `tests` package). All always run; any failure, or a run that collects no tests (status 5),
+# fails. Each pytest run spreads its test files over TEST_WORKERS processes (pytest-xdist); a
+# file's tests stay together, in order, in one process (--dist loadfile). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+PYTEST_WORKERS = -n $(TEST_WORKERS) --dist loadfile
 test: APT_PACKAGES += $(TEST_APT_PACKAGES)
 test: system-packages $(STAMP) $(CLIENTS_STAMP)
 	status=0; \
 	$(VENV)/bin/ruff check --quiet . || status=$$?; \
-	$(PY) -m pytest -q tests || status=$$?; \
-	(cd runner_image && ../$(PY) -m pytest -q) || status=$$?; \
+	$(VENV)/bin/mypy || status=$$?; \
+	$(PY) -m pytest -q $(PYTEST_WORKERS) tests || status=$$?; \
+	(cd runner_image && ../$(PY) -m pytest -q $(PYTEST_WORKERS)) || status=$$?; \
 	exit $$status
 
 $(STAMP): $(REQUIREMENTS) | $(PY)

@@ -7,20 +7,29 @@ schema of a table is written once, in ``chalicelib/store``.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from . import aws
 from .settings import Settings, environment
+
+if TYPE_CHECKING:
+    from pynamodb.models import Model
 
 log = logging.getLogger("wisp.bootstrap")
 
 TTL_ATTRIBUTE = "expires_at_epoch"  # tables with a model attribute of this name get DynamoDB TTL
 
 
-def ensure_tables() -> None:
+def _all_models() -> list[type[Model]]:
     from .store import ALL_MODELS
 
-    for model in ALL_MODELS:
+    # store.ALL_MODELS is annotated list[type]; once it says list[type[Model]], drop this cast
+    return cast("list[type[Model]]", ALL_MODELS)
+
+
+def ensure_tables() -> None:
+    for model in _all_models():
         if not model.exists():
             model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
             log.info("created table %s", model.Meta.table_name)
@@ -80,10 +89,8 @@ def ensure_all(settings: Settings) -> None:
 
 def table_resources() -> dict[str, dict[str, Any]]:
     """CloudFormation ``AWS::DynamoDB::Table`` resources for every model (deploy path)."""
-    from .store import ALL_MODELS
-
     resources: dict[str, dict[str, Any]] = {}
-    for model in ALL_MODELS:
+    for model in _all_models():
         schema = model._get_schema()
         logical = "".join(part.capitalize() for part in model.Meta.table_name.split("-")[1:]) + "Table"
         props: dict[str, Any] = {
@@ -114,7 +121,7 @@ def table_resources() -> dict[str, dict[str, Any]]:
     return resources
 
 
-def _ordered_keys(keys: list[dict[str, str]]) -> list[dict[str, str]]:
+def _ordered_keys(keys: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     # CloudFormation wants HASH before RANGE
     return [{"AttributeName": k["AttributeName"], "KeyType": k["KeyType"]}
             for k in sorted(keys, key=lambda k: k["KeyType"] != "HASH")]

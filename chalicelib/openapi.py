@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import JsonSchemaMode
 
 from . import version
 from .auth import USER_GATES
@@ -117,11 +118,11 @@ class _Schemas:
     validation and serialization shapes differ)."""
 
     def __init__(self) -> None:
-        self._inputs: list[tuple[int, Any, TypeAdapter[Any]]] = []
-        self._results: dict[tuple[int, str], dict[str, Any]] = {}
+        self._inputs: list[tuple[int, JsonSchemaMode, TypeAdapter[Any]]] = []
+        self._results: dict[tuple[int, JsonSchemaMode], dict[str, Any]] = {}
         self.definitions: dict[str, Any] = {}
 
-    def add(self, tp: Any, mode: str) -> tuple[int, str]:
+    def add(self, tp: Any, mode: JsonSchemaMode) -> tuple[int, JsonSchemaMode]:
         key = (len(self._inputs), mode)
         self._inputs.append((len(self._inputs), mode, _schema_adapter(tp, mode)))
         return key
@@ -131,7 +132,7 @@ class _Schemas:
         self._results = dict(results)
         self.definitions = top.get("$defs", {})
 
-    def __getitem__(self, key: tuple[int, str]) -> dict[str, Any]:
+    def __getitem__(self, key: tuple[int, JsonSchemaMode]) -> dict[str, Any]:
         return self._results[key]
 
     def resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
@@ -141,11 +142,11 @@ class _Schemas:
         return schema
 
 
-def _schema_adapter(tp: Any, mode: str) -> TypeAdapter[Any]:
+def _schema_adapter(tp: Any, mode: JsonSchemaMode) -> TypeAdapter[Any]:
     """A TypeAdapter for ``tp``, or for ``Any`` where pydantic cannot describe ``tp``."""
     try:
         adapter = TypeAdapter(tp)
-        adapter.json_schema(mode=mode)  # type: ignore[arg-type]
+        adapter.json_schema(mode=mode)
         return adapter
     except Exception:  # noqa: BLE001 - an undescribable type documents as "any value"
         return TypeAdapter(Any)

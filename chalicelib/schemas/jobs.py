@@ -12,7 +12,7 @@ from .common import RequestModel
 
 class TaskEnum(str, Enum):
     transcribe = "transcribe"
-    translate = "translate"
+    translate = "translate"  # type: ignore[assignment]  # the API's value; shadows str.translate
 
 
 class JobModelEnum(str, Enum):
@@ -156,7 +156,7 @@ class JobSettingsResponse(BaseModel):
 
     task: TaskEnum
     model: JobModelEnum
-    language: JobLangEnum | None  # type: ignore[valid-type]
+    language: JobLangEnum | None
     alignment: AlignmentSettings | None
     diarization: DiarizationSettings | None
     vad_settings: VadSettings
@@ -169,7 +169,7 @@ class JobSettingsRequest(RequestModel):
 
     task: TaskEnum = TaskEnum.transcribe
     model: JobModelEnum = JobModelEnum.large
-    language: JobLangEnum | None = None  # type: ignore[valid-type]
+    language: JobLangEnum | None = None
     alignment: AlignmentSettings | None = Field(default_factory=default_alignment)
     diarization: DiarizationSettings | None = None
     vad_settings: VadSettings = Field(default_factory=default_vad)

@@ -8,12 +8,15 @@ from pydantic import BaseModel, Field
 from .common import EmailValidated, FormModel, PasswordValidated, RequestModel
 
 
+UserType = Literal["local", "ldap", "oidc"]
+
+
 class UserResponse(BaseModel):
     id: int
     email: str
     accepted_tos: dict[int, int]
     provider_name: str
-    user_type: Literal["local", "ldap", "oidc"]
+    user_type: UserType
     is_verified: bool
 
 

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
+from pynamodb.expressions.update import Action
 
 
 from .. import errors, mail
 from ..schemas.common import email_domain, normalise_email
-from ..schemas.users import TokenInfoResponse, UserResponse
+from ..schemas.users import TokenInfoResponse, UserResponse, UserType
 from ..settings import ConfigError, get_settings
 from ..store.base import transact_write
 from ..store.counters import next_id
@@ -38,7 +40,8 @@ def user_info(user: User) -> UserResponse:
     return UserResponse(
         id=int(user.id), email=user.email,
         accepted_tos={int(k): int(v) for k, v in (user.accepted_tos or {}).items()},
-        provider_name=user.provider_name, user_type=user.user_type, is_verified=bool(user.is_verified),
+        provider_name=user.provider_name, user_type=cast(UserType, user.user_type),  # pydantic checks it
+        is_verified=bool(user.is_verified),
     )
 
 
@@ -269,7 +272,7 @@ def _provision_one(number: int, email: str, password: str, is_admin: bool) -> in
         except errors.BadRequest:
             raise ConfigError(f"security.local_account.user_provisioning.{number}.email: "
                               f"{email} already belongs to another local account") from None
-    actions = [User.is_admin.set(is_admin), User.is_verified.set(True)]
+    actions: list[Action] = [User.is_admin.set(is_admin), User.is_verified.set(True)]
     if not passwords.verify(user.password_hash, password):
         actions.append(User.password_hash.set(passwords.hash_password(password)))
     user.update(actions=actions)

@@ -44,7 +44,7 @@ def _last_used(tokens: Iterable[Token]) -> datetime | None:
 def delete_expired_sessions(*, now: datetime) -> int:
     """Delete expired session tokens, except each user's most recently used token (whatever its
     kind), which is kept so that user retention can still tell when the user was last active."""
-    doomed = []
+    doomed: list[Token] = []
     for tokens in tokens_by_user().values():
         keep = max(tokens, key=lambda t: (t.last_usage or datetime.min.replace(tzinfo=now.tzinfo), int(t.id)))
         doomed.extend(t for t in tokens if t is not keep and not t.explicit
@@ -62,7 +62,7 @@ def delete_expired_sessions(*, now: datetime) -> int:
 
 def _old_audio_keys(*, now: datetime) -> list[str]:
     s3 = aws.client("s3")
-    keys = []
+    keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=environment().bucket, Prefix=AUDIO_PREFIX):
         keys.extend(item["Key"] for item in page.get("Contents", []) if now - item["LastModified"] >= ORPHAN_MIN_AGE)
     return keys

@@ -3,10 +3,14 @@ the format upstream stores, so existing users can be migrated as they are."""
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
 
 
 @functools.lru_cache(maxsize=1)
-def _hasher():  # type: ignore[no-untyped-def]
+def _hasher() -> PasswordHasher:
     from argon2 import PasswordHasher
 
     return PasswordHasher()  # argon2-cffi defaults: argon2id, m=65536 KiB, t=3, p=4

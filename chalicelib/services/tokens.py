@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.expressions.update import Action
 
 
 from ..settings import get_settings
@@ -30,7 +31,7 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-def new_user_secret(user_id: int) -> str:
+def new_user_secret(user_id: float) -> str:  # float: a NumberAttribute (User.id) as mypy sees it
     return f"{int(user_id)}.{new_secret()}"
 
 
@@ -165,7 +166,7 @@ def record_pollers(token: Token, pollers: dict[str, int], *, opened: bool) -> No
     """Store the token's event-stream connections (one UpdateItem). A connection that just
     ``opened`` also counts as a use of the token (``last_usage``), once, as a stream that is
     authenticated once would; its later polls do not."""
-    actions = [Token.pollers.set(pollers)]
+    actions: list[Action] = [Token.pollers.set(pollers)]
     if opened:
         actions.append(Token.last_usage.set(now()))
     try:

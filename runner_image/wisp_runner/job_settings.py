@@ -98,7 +98,7 @@ def _sub(data: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+def _known(cls: type[Any], data: dict[str, Any]) -> dict[str, Any]:
     """Keep only the fields the dataclass knows (the API ignores unknown extra fields)."""
     names = set(cls.__dataclass_fields__)
     return {k: v for k, v in data.items() if k in names}

@@ -280,9 +280,8 @@ def build_cues(transcript: dict[str, Any], processing: AlignmentProcessing) -> l
     # A cue is a list of lines, a line a list of words; the speaker goes in front of line one.
     groups: list[tuple[Any, list[list[Word]], dict[str, Any] | None]] = []
     width, count = processing.max_line_width, processing.max_line_count
-    flow = width is not None and count is not None
 
-    if flow:
+    if width is not None and count is not None:  # words flow across segments
         lines: list[list[Word]] = []
         speaker: Any = None
         last_end: float | None = None

@@ -299,7 +299,8 @@ class WhisperTranscriber:
         return kw
 
     # ------------------------------------------------------------ decoding paths
-    def _sequential(self, model, audio, clips, options, control) -> list[Any]:
+    def _sequential(self, model: Any, audio: np.ndarray, clips: list[tuple[float, float]], options: dict[str, Any],
+                    control: JobControl) -> list[Any]:
         flat = [t for clip in clips for t in clip]
         total = sum(e - s for s, e in clips) or 1.0
         segs_iter, _ = model.transcribe(
@@ -317,7 +318,8 @@ class WhisperTranscriber:
             control.check_cancelled()
         return out
 
-    def _batched(self, model, audio, clips, settings, options, control) -> list[Any]:
+    def _batched(self, model: Any, audio: np.ndarray, clips: list[tuple[float, float]], settings: JobSettings,
+                 options: dict[str, Any], control: JobControl) -> list[Any]:
         """Batched decoding with previous-text context ("lanes"; see the module docstring)."""
         n = len(clips)
         lanes = plan_lanes(n, self.batch_size)
@@ -348,7 +350,8 @@ class WhisperTranscriber:
             run(starts, with_context=True)
         return [seg for i in range(n) for seg in results.get(i, [])]
 
-    def _judge_clip(self, model, audio, start, end, segs, options, control) -> list[Any]:
+    def _judge_clip(self, model: Any, audio: np.ndarray, start: float, end: float, segs: list[Any],
+                    options: dict[str, Any], control: JobControl) -> list[Any]:
         """Apply Whisper's fallback rules to one batched clip (batched mode has none)."""
         if not segs:
             return []
@@ -523,6 +526,7 @@ class _ClipDecoder:
                 model.add_word_timestamps([[p] for p in pieces], tok, encoder_output, sizes,
                                           self.prepend, self.append, 0.0)
             else:  # the aligner needs text in every clip of its batch: align the others alone
+                assert feats is not None  # encoder output is only cached (feats None) with cache_encoder
                 for k, p in enumerate(pieces):
                     if p["tokens"]:
                         model.add_word_timestamps([[p]], tok, model.encode(feats[k][None]), [sizes[k]],
