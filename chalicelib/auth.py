@@ -93,10 +93,10 @@ def authenticate_user(headers: Any, gate: str, *, renew: bool = True) -> Admitte
     if not secret:
         raise errors.Unauthorized("Not authenticated", headers={"WWW-Authenticate": "Bearer"})
     found = tokens.find_with_user(secret)
-    if found is None or found[1] is None:
+    token, user = found if found is not None else (None, None)
+    if token is None or user is None:
         raise errors.Unauthorized("Invalid or expired token, please log in again",
                                   headers={"WWW-Authenticate": "Bearer"})
-    token, user = found
     principal = Principal(user=user, token=token)
     settings = get_settings()
     if gate in ("user+V", "user+V+T", "admin") and not user.is_verified:

@@ -117,8 +117,8 @@ class Router:
         errors: dict[int, str] | None = None,
         extension: bool = False,
         name: str | None = None,
-    ) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
-        def decorate(handler: Callable[[Call], Any]) -> Callable[[Call], Any]:
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
             doc = (handler.__doc__ or "").strip()
             summary, _, description = doc.partition("\n")
             fmt = body_format or ("json" if body is not None else None)
@@ -159,7 +159,7 @@ def _dedent(text: str) -> str:
 # ------------------------------------------------------------------------------------------
 
 
-def _make_view(blueprint: Blueprint, op: Operation, handler: Callable[[Call], Any],
+def _make_view(blueprint: Blueprint, op: Operation, handler: Callable[..., Any],
                precondition: Callable[[], None] | None = None) -> Callable[..., Response]:
     query_lists = _list_fields(op.query) if op.query is not None else set()
     validates_body = op.body is not None and op.body_format in ("json", "form")
@@ -221,7 +221,7 @@ def _with_cookie(response: Response, call: Call) -> Response:
 def json_response(value: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON response with ``Content-Type: application/json`` exactly (no charset, §1.2)."""
     body = pydantic_core.to_json(value).decode("utf-8")
-    out = {"Content-Type": JSON}
+    out: dict[str, str | list[str]] = {"Content-Type": JSON}
     if headers:
         out.update(headers)
     return Response(body=body, status_code=status, headers=out)
@@ -404,7 +404,7 @@ def _decode_form(request: Any) -> Any:
 
 def text_response(body: str | bytes, *, content_type: str, status: int = 200,
                   headers: dict[str, str] | None = None) -> Response:
-    out = {"Content-Type": content_type}
+    out: dict[str, str | list[str]] = {"Content-Type": content_type}
     if headers:
         out.update(headers)
     # every content type is binary (binary_types.py), so Chalice needs bytes for non-JSON bodies

@@ -248,10 +248,11 @@ def submit_uploaded_result(principal: RunnerPrincipal, key: str, *, max_bytes: i
         request = RunnerSubmitResultRequest.model_validate(json.loads(found.data))
     except (ValueError, ValidationError) as exc:
         storage.delete([key])
-        problems = exc.errors(include_url=False) if isinstance(exc, ValidationError) else [
-            {"type": "json_invalid", "loc": (), "msg": f"JSON decode error: {exc}", "input": None}]
-        raise errors.ValidationFailed([{"type": p["type"], "loc": ["body", *p["loc"]], "msg": p["msg"],
-                                        "input": None} for p in problems]) from None
+        problems: list[tuple[str, list[Any], str]] = (
+            [(p["type"], list(p["loc"]), p["msg"]) for p in exc.errors(include_url=False)]
+            if isinstance(exc, ValidationError) else [("json_invalid", [], f"JSON decode error: {exc}")])
+        raise errors.ValidationFailed([{"type": kind, "loc": ["body", *loc], "msg": msg, "input": None}
+                                       for kind, loc, msg in problems]) from None
     transcript = request.transcript.model_dump() if request.transcript is not None else None
     if request.error_msg is not None or transcript is None:
         storage.delete([key])

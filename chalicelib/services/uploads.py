@@ -8,7 +8,7 @@ import math
 from urllib.parse import quote, unquote
 
 from .. import errors, storage
-from ..schemas.jobs import UploadPartsResponse, UploadPartUrl, UploadRequest, UploadResponse
+from ..schemas.jobs import UploadedPart, UploadPartsResponse, UploadPartUrl, UploadRequest, UploadResponse
 from ..settings import get_settings
 from . import job_settings
 from .jobs import create_job, is_media_type, max_upload_bytes
@@ -80,7 +80,7 @@ def upload_parts(user_id: int, upload_id: str) -> UploadPartsResponse:
     done = {p["part_number"] for p in uploaded}
     missing = [UploadPartUrl(part_number=n, url=storage.presigned_part(key, s3_id, n))
                for n in range(1, _part_count(size, part_size) + 1) if n not in done]
-    return UploadPartsResponse(upload_id=upload_id, key=key, part_size=part_size, uploaded=uploaded, parts=missing)
+    return UploadPartsResponse(upload_id=upload_id, key=key, part_size=part_size, uploaded=[UploadedPart(**p) for p in uploaded], parts=missing)
 
 
 def complete_upload(user_id: int, upload_id: str, parts: list[tuple[int, str]], settings_id: int | None,

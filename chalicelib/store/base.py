@@ -96,13 +96,13 @@ def get_together(*wanted: tuple[type[M], object], consistent: bool = False) -> l
     slots: dict[tuple[str, str], int] = {}
     key_names: dict[str, str] = {}
     for index, (model, hash_key) in enumerate(wanted):
-        key = model.get_operation_kwargs_from_class(hash_key)
+        key = model.get_operation_kwargs_from_class(hash_key)  # type: ignore[arg-type]  # any key type
         table = key["TableName"]
         key_names[table] = model._hash_key_attribute().attr_name
         requests.setdefault(table, {"Keys": [], "ConsistentRead": consistent})["Keys"].append(key["Key"])
         slots[(table, repr(key["Key"][key_names[table]]))] = index
 
-    def slot(table: str, item: dict) -> int | None:
+    def slot(table: str, item: dict[str, Any]) -> int | None:
         return slots.get((table, repr(item.get(key_names[table]))))
 
     found: list = [None] * len(wanted)
@@ -110,22 +110,22 @@ def get_together(*wanted: tuple[type[M], object], consistent: bool = False) -> l
         response = client.batch_get_item(RequestItems=requests)
         for table, items in response.get("Responses", {}).items():
             for item in items:
-                index = slot(table, item)
-                if index is not None:
-                    found[index] = wanted[index][0].from_raw_data(item)
+                at = slot(table, item)
+                if at is not None:
+                    found[at] = wanted[at][0].from_raw_data(item)
         requests = response.get("UnprocessedKeys") or {}
         if not requests:
             return found
     for table, pending in requests.items():  # still unprocessed: one by one
         for key in pending["Keys"]:
-            index = slot(table, key)
-            if index is None:
+            at = slot(table, key)
+            if at is None:
                 continue
-            model, hash_key = wanted[index]
+            model, hash_key = wanted[at]
             try:
-                found[index] = model.get(hash_key, consistent_read=consistent)
+                found[at] = model.get(hash_key, consistent_read=consistent)
             except model.DoesNotExist:
-                found[index] = None
+                found[at] = None
     return found
 
 

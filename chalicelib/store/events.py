@@ -17,6 +17,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.condition import size
+from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
 from .base import TableMeta, table
@@ -81,10 +82,10 @@ def _snapshot(log: EventLog) -> Snapshot:
     for i, raw in enumerate(log.entries or []):
         at, code, job_id = str(raw).split(" ")
         found.append(Entry(first + i, _EVENTS[code], int(job_id), int(at)))
-    running = {}
-    for raw in log.running or ():
-        job_id, _, token_hash = str(raw).partition(" ")
-        running[int(job_id)] = token_hash
+    running: dict[int, str] = {}
+    for member in log.running or ():
+        held_job, _, token_hash = str(member).partition(" ")
+        running[int(held_job)] = token_hash
     return Snapshot(first, found, running, frozenset(int(j) for j in log.waiting or ()), int(log.last_at or 0))
 
 
@@ -117,8 +118,8 @@ def append_in(tx: "TransactWrite", user_id: int, encoded: list[str], *, cap: int
     ``held`` / ``let_go``: (job id, runner token hash) pairs to add to / remove from ``running``;
     a pair whose runner is ``QUEUE`` adds to / removes from ``waiting`` instead."""
     room = (EventLog.entries.does_not_exist()) | (size(EventLog.entries) <= cap - len(encoded))
-    actions = [EventLog.entries.set((EventLog.entries | []).append(encoded)),
-               EventLog.first_seq.set(EventLog.first_seq | 1)]
+    actions: list[Action] = [EventLog.entries.set((EventLog.entries | []).append(encoded)),
+                             EventLog.first_seq.set(EventLog.first_seq | 1)]
     if encoded:
         actions.append(EventLog.last_at.set(_newest(encoded)))
     runs = {holding(j, r) for j, r in held if r != QUEUE}
@@ -141,7 +142,8 @@ def drop_oldest(user_id: int, seen: Snapshot, count: int) -> None:
     kept = [encode(e.event, e.job_id, e.at) for e in seen.entries[count:]]  # ``running`` is left as it is
     try:
         EventLog(user_id).update(
-            actions=[EventLog.entries.set(kept), EventLog.first_seq.set(seen.first_seq + count)],
+            actions=[EventLog.entries.set(kept),  # type: ignore[arg-type]  # a list of str is what it stores
+                     EventLog.first_seq.set(seen.first_seq + count)],
             condition=(EventLog.first_seq == seen.first_seq) & (size(EventLog.entries) == len(seen.entries)),
         )
     except UpdateError as exc:

@@ -1,6 +1,8 @@
 """User tokens, keyed by the hash of their secret (the secret itself is never stored)."""
 from __future__ import annotations
 
+from typing import Any
+
 from pynamodb.attributes import BooleanAttribute, MapAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
@@ -32,6 +34,6 @@ class Token(Model):
     # the event-stream connections (SSE pollers) that use this token: connection id → epoch
     # seconds it was last seen (refreshed every few minutes, not on every poll); see
     # services/event_stream.py
-    pollers = MapAttribute(null=True)
+    pollers: MapAttribute[str, Any] = MapAttribute(null=True)
 
     by_user = TokensByUser()
