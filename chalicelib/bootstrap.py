@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from . import aws
 from .settings import Settings, environment
@@ -24,8 +24,7 @@ TTL_ATTRIBUTE = "expires_at_epoch"  # tables with a model attribute of this name
 def _all_models() -> list[type[Model]]:
     from .store import ALL_MODELS
 
-    # store.ALL_MODELS is annotated list[type]; once it says list[type[Model]], drop this cast
-    return cast("list[type[Model]]", ALL_MODELS)
+    return ALL_MODELS
 
 
 def ensure_tables() -> None:

@@ -2,6 +2,8 @@
 stack, tests) and the deploy template generator create tables from."""
 from __future__ import annotations
 
+from pynamodb.models import Model
+
 from .banners import Banner
 from .counters import Counter
 from .events import EventLog
@@ -12,5 +14,5 @@ from .task_runs import TaskRun
 from .tokens import Token
 from .users import Login, User
 
-ALL_MODELS: list[type] = [Counter, User, Login, Token, Banner, EventLog, JobSettings, Job, Runner, TaskRun]
+ALL_MODELS: list[type[Model]] = [Counter, User, Login, Token, Banner, EventLog, JobSettings, Job, Runner, TaskRun]
 
