@@ -167,43 +167,77 @@ def _make_view(blueprint: Blueprint, op: Operation, handler: Callable[..., Any],
     def view(**uri_params: str) -> Response:
         call = Call(request=blueprint.current_request)
         try:
-            if precondition is not None:
-                precondition()
-            raw_json: Any = _MISSING
-            if op.body_format == "json":
-                # a syntactically broken JSON body is rejected before authentication (§1.4)
-                raw_json = _decode_json(call.request.raw_body)
-            if op.guard is not None:
-                admitted = op.guard.check(call.request, None if raw_json is _MISSING else raw_json)
-                call.principal, call.set_cookie = admitted.principal, admitted.set_cookie
-            problems: list[dict[str, Any]] = []
-            if op.query is not None:
-                call.query = _validate_query(op.query, call.request.query_params, query_lists, problems)
-            if validates_body:
-                data = raw_json if op.body_format == "json" else _decode_form(call.request)
-                call.body = _validate_body(_adapter(op.body), data, problems)
-            if problems:
-                raise errors.ValidationFailed(problems)
-            result = handler(call, **uri_params) if uri_params else handler(call)
+            return _with_cookie(_answer(call, uri_params), call)
         except errors.AppError as exc:
             return _with_cookie(error_response(exc), call)
         except Exception as exc:  # noqa: BLE001 - last line of defence: log, answer in our shape
             return _with_cookie(_unexpected(exc, op), call)
+
+    def _answer(call: Call, uri_params: dict[str, str]) -> Response:
+        if precondition is not None:
+            precondition()
+        if call.request.method not in SAFE_METHODS:
+            refuse_cross_site(call.request.headers)
+        raw_json: Any = _MISSING
+        if op.body_format == "json":
+            raw_json = _json_body(call.request)
+        if op.guard is not None:
+            admitted = op.guard.check(call.request, None if raw_json is _MISSING else raw_json)
+            call.principal, call.set_cookie = admitted.principal, admitted.set_cookie
+        problems: list[dict[str, Any]] = []
+        if op.query is not None:
+            call.query = _validate_query(op.query, call.request.query_params, query_lists, problems)
+        if validates_body:
+            data = raw_json if op.body_format == "json" else _decode_form(call.request)
+            call.body = _validate_body(_adapter(op.body), data, problems)
+        if problems:
+            raise errors.ValidationFailed(problems)
+        result = handler(call, **uri_params) if uri_params else handler(call)
         if isinstance(result, Response):
-            return _with_cookie(result, call)
-        return _with_cookie(json_response(result, headers=call.headers), call)
+            return result
+        return json_response(result, headers=call.headers)
 
     view.__name__ = f"{op.tag}_{op.name}".replace("-", "_")
     return view
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# What AWS answers when it is busy or could not be reached: the caller may simply try again (503).
+_AWS_BUSY = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+                       "ServiceUnavailable", "SlowDown", "TransactionConflictException", "InternalServerError",
+                       "InternalError", "RequestTimeout"})
+
+
+def _aws_unreachable(exc: BaseException) -> str | None:
+    """Why AWS could not answer (a transport error or a "busy" code), or None for anything else.
+
+    Never raises, whatever ``exc`` carries: botocore's transport errors inherit a ``response``
+    attribute that is None."""
+    try:
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+        from botocore.exceptions import HTTPClientError
+    except ImportError:  # pragma: no cover - botocore is always there on Lambda
+        return None
+    if isinstance(exc, (BotoConnectionError, HTTPClientError)):
+        return type(exc).__name__
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = (response.get("Error") or {}).get("Code")
+        if code in _AWS_BUSY:
+            return str(code)
+    return None
+
+
 def _unexpected(exc: Exception, op: Operation) -> Response:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
-    if code in {"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
-                "ServiceUnavailable", "SlowDown", "TransactionConflictException"}:
-        log.warning("%s %s: AWS is busy (%s)", op.method, op.path, code)
-        return error_response(errors.ServiceUnavailable())
-    log.exception("%s %s failed", op.method, op.path)
+    try:
+        reason = _aws_unreachable(exc)
+        if reason is not None:
+            log.warning("%s %s: AWS is busy or unreachable (%s)", op.method, op.path, reason)
+            return error_response(errors.ServiceUnavailable())
+        log.exception("%s %s failed", op.method, op.path)
+    except Exception:  # noqa: BLE001 - logging must not turn an error into Chalice's own 500
+        pass
     return error_response(errors.AppError())
 
 
@@ -304,6 +338,65 @@ def _validate_body(adapter: TypeAdapter[Any], data: Any, problems: list[dict[str
     except ValidationError as exc:
         problems.extend(_convert(exc, ["body"]))
         return None
+
+
+def _is_json_type(content_type: str | None) -> bool:
+    """``application/json`` or ``application/<anything>+json``; a request without a type counts as
+    JSON, as in upstream's framework (scripts often send none; browsers always send one)."""
+    if not content_type:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    main, _, sub = media.partition("/")
+    return main == "application" and (sub == "json" or sub.endswith("+json"))
+
+
+def _json_body(request: Any) -> Any:
+    """The JSON body of a route that takes JSON.
+
+    A body declared as anything but JSON (``text/plain``, a form) is not parsed: it reaches
+    validation as text and fails there with 422, as in upstream's framework. So an HTML form on
+    another site, which can send ``text/plain`` without a CORS preflight, cannot drive a JSON
+    route. A syntactically broken JSON body is rejected before authentication (§1.4)."""
+    if _is_json_type(request.headers.get("content-type")):
+        return _decode_json(request.raw_body)
+    raw = request.raw_body or b""
+    if not raw:
+        return _MISSING
+    return raw.decode("utf-8", errors="replace")
+
+
+def refuse_cross_site(headers: Any) -> None:
+    """403 for a state-changing request a browser sent from another site.
+
+    Browsers name the page's origin in ``Origin`` on every POST/PUT/PATCH/DELETE, and say in
+    ``Sec-Fetch-Site`` how it relates to the target. Wisp's own pages and Project-W's frontend
+    (served from ``client_url``) are trusted; runners and scripts send neither header. This covers
+    what SameSite=lax leaves open: a sibling subdomain, and form routes such as login (login CSRF)."""
+    origin = (headers.get("origin") or "").strip()
+    fetch_site = (headers.get("sec-fetch-site") or "").strip().lower()
+    if not origin or origin == "null":
+        if fetch_site == "cross-site" or origin == "null":
+            raise errors.Forbidden("Cross-site requests are not accepted")
+        return
+    if origin.rstrip("/").lower() not in trusted_origins(headers):
+        raise errors.Forbidden("Cross-site requests are not accepted")
+
+
+def trusted_origins(headers: Any) -> set[str]:
+    """The frontend's origin (``client_url``) and the API's own (its ``Host``)."""
+    from urllib.parse import urlsplit
+
+    from ..settings import get_settings
+
+    found = set()
+    client = urlsplit(get_settings().client_url)
+    found.add(f"{client.scheme}://{client.netloc}".lower())
+    host = (headers.get("host") or "").strip().lower()
+    if host:
+        proto = (headers.get("x-forwarded-proto") or "").split(",")[0].strip().lower()
+        for scheme in ([proto] if proto in ("http", "https") else ["http", "https"]):
+            found.add(f"{scheme}://{host}")
+    return found
 
 
 def _decode_json(raw: bytes) -> Any:

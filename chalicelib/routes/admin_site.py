@@ -7,7 +7,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from ..schemas.admin_site import EmailToUsersRequest, SiteBannerRequest
-from ..services import admin
+from ..services import admin, banners
 from ._http import Call, Router
 
 router = Router(__name__, prefix="/api/admins", tag="admins")
@@ -24,13 +24,13 @@ def add_site_banner(call: Call) -> int:
     Banners are listed by /api/about, highest ``urgency`` first; the frontend highlights the text
     from urgency 100 and the background from 200. ``html`` is shown as-is. Needs an admin login.
     """
-    return admin.add_site_banner(html=call.body.html, urgency=call.body.urgency)
+    return banners.add_site_banner(html=call.body.html, urgency=call.body.urgency)
 
 
 @router.route("/delete_site_banner", "DELETE", gate="admin", query=BannerIdQuery, response=None)
 def delete_site_banner(call: Call) -> None:
     """Remove a site banner by its id; an unknown id is not an error. Needs an admin login."""
-    admin.delete_site_banner(call.query.banner_id)
+    banners.delete_site_banner(call.query.banner_id)
 
 
 @router.route("/send_email_to_all_users", "POST", gate="admin", body=EmailToUsersRequest, response=None)

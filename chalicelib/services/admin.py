@@ -1,26 +1,13 @@
-"""Site banners and the broadcast mail of the admin routes (spec §3.7)."""
+"""The admin routes' services (spec §3.7): runners, and the broadcast mail (banners: ``banners.py``)."""
 from __future__ import annotations
 
 from .. import mail
 from ..store import jobs as job_store
 from ..store import lifecycle
 from ..store import runners as runner_store
-from ..store.banners import PARTITION, Banner
 from ..store.counters import next_id
 from ..store.users import scan_users
 from . import assignment, leases, tokens
-
-
-def add_site_banner(*, html: str, urgency: int) -> int:
-    """Store a banner for /api/about; returns its id."""
-    banner_id = next_id("banner")
-    Banner(PARTITION, banner_id, html=html, urgency=urgency).save()
-    return banner_id
-
-
-def delete_site_banner(banner_id: int) -> None:
-    """Remove a banner; an unknown id is not an error."""
-    Banner(PARTITION, banner_id).delete()
 
 
 def all_user_addresses() -> list[str]:

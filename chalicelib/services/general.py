@@ -7,6 +7,7 @@ from ..schemas.general import (
 )
 from ..settings import get_settings
 from ..store.banners import all_banners
+from .banners import safe_banner_html
 
 
 def about() -> AboutResponse:
@@ -20,7 +21,7 @@ def about() -> AboutResponse:
         imprint=ImprintResponse(**settings.imprint.model_dump()) if settings.imprint else None,
         terms_of_services={k: TosResponse(**v.model_dump()) for k, v in settings.terms_of_services.items()},
         job_retention_in_days=settings.cleanup.finished_job_retention_in_days,
-        site_banners=[SiteBannerResponse(id=int(b.id), html=b.html, urgency=int(b.urgency)) for b in banners],
+        site_banners=[SiteBannerResponse(id=int(b.id), html=safe_banner_html(b.html), urgency=int(b.urgency)) for b in banners],
     )
 
 
