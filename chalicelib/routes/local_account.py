@@ -41,7 +41,7 @@ def signup(call: Call) -> str:
 
 
 @router.route("/activate", "POST", gate=None, query=ActivateQuery, response=str,
-              errors={400: "No such account, or already verified", 401: "Invalid or expired link"})
+              errors={400: "No such account, already verified, or link used", 401: "Invalid or expired link"})
 def activate(call: Call) -> str:
     """Confirm an e-mail address with the token from an activation or e-mail-change link."""
     accounts.activate(call.query.token)
@@ -68,9 +68,12 @@ def request_password_reset(call: Call) -> str:
 
 
 @router.route("/reset_password", "POST", gate=None, body=PasswordResetRequest, response=str,
-              errors={400: "No account with this address", 401: "Invalid or expired link"})
+              errors={400: "No account with this address", 401: "Invalid, expired or used link"})
 def reset_password(call: Call) -> str:
-    """Set a new password with the token from a password reset link (valid 24 hours)."""
+    """Set a new password with the token from a password reset link (valid 24 hours, once).
+
+    Every session and API token of the account is signed out.
+    """
     body: PasswordResetRequest = call.body
     accounts.reset_password(body.token, body.new_password)
     return SUCCESS
@@ -88,7 +91,14 @@ def change_user_email(call: Call) -> str:
 @router.route("/change_user_password", "POST", gate="local", body=ChangePasswordRequest, response=str,
               errors={403: "Wrong password"})
 def change_user_password(call: Call) -> str:
-    """Change your password (your current password confirms it is you). Sessions stay valid."""
+    """Change your password (your current password confirms it is you).
+
+    Every other session and API token of the account is signed out. The session of this request
+    stays signed in with a new token, set as the ``token`` cookie as a rotation sets it.
+    """
     body: ChangePasswordRequest = call.body
-    accounts.change_password(call.principal.user, new_password=body.new_password, password=body.password)
-    return "Your password was changed"
+    secret = accounts.change_password(call.principal.user, current=call.principal.token,
+                                      new_password=body.new_password, password=body.password)
+    if secret is not None:
+        call.set_cookie = session_cookie(secret)
+    return "Your password was changed; your other sessions and API tokens were signed out"

@@ -1,10 +1,11 @@
 """Accounts: local sign-up, activation, login, password and e-mail changes, provisioning, deletion."""
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import cast
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
 
 
@@ -14,12 +15,14 @@ from ..schemas.users import TokenInfoResponse, UserResponse, UserType
 from ..settings import ConfigError, get_settings
 from ..store.base import transact_write
 from ..store.counters import next_id
+from ..store.tokens import Token
 from ..store.users import Login, User, local_login_key, provision_key
 from . import email_tokens, passwords, tokens
 
 log = logging.getLogger("wisp.accounts")
 
 UNKNOWN_DEVICE = "Unknown device"
+LINK_SPENT = "This link was used already, or the address changed since it was sent"
 
 
 # ------------------------------------------------------------------------------------------
@@ -91,7 +94,8 @@ def signup(email: str, password: str) -> int:
 
 
 def send_activation(user: User) -> None:
-    token = email_tokens.make(email_tokens.ACTIVATION, {"old_email": user.email, "new_email": None})
+    token = email_tokens.make(email_tokens.ACTIVATION,
+                              {"old_email": user.email, "new_email": None, "uid": int(user.id)})
     mail.send_activation_email(user.email, token)
 
 
@@ -102,30 +106,55 @@ def resend_activation(user: User) -> None:
 
 
 def activate(token: str) -> None:
-    """Verify an account, or complete an e-mail change when the token carries a new address."""
+    """Verify an account, or complete an e-mail change when the token carries a new address.
+
+    Each link works once (``email_tokens`` says how): a plain activation is refused once the
+    account is verified, a change link once the account's address changed after it was mailed.
+    """
     claims = email_tokens.read(token, email_tokens.ACTIVATION)
     old_email, new_email = claims.get("old_email"), claims.get("new_email")
     user = find_local(old_email) if isinstance(old_email, str) else None
-    if user is None:
+    uid = claims.get("uid")  # absent only in plain activation links mailed before it was added
+    if user is None or (uid is not None and uid != int(user.id)):
+        # the account of the link is gone, or has moved away and another one took its address
         raise errors.BadRequest("There is no account with this e-mail address (any more)")
     if not new_email:
-        if user.is_verified:
-            raise errors.BadRequest("This account is already verified")
-        user.update(actions=[User.is_verified.set(True)])
+        try:
+            user.update(actions=[User.is_verified.set(True)], condition=User.is_verified == False)  # noqa: E712
+        except UpdateError:
+            raise errors.BadRequest("This account is already verified") from None
         return
-    _move_email(user, new_email)
+    changes = claims.get("ev")
+    if uid is None or not isinstance(changes, int) or changes != _email_changes(user):
+        raise errors.BadRequest(LINK_SPENT)
+    _move_email(user, new_email, changes=changes)
 
 
-def _move_email(user: User, new_email: str) -> None:
+def _email_changes(user: User) -> int:
+    return int(user.email_changes or 0)
+
+
+def _move_email(user: User, new_email: str, *, changes: int | None = None) -> None:
+    """Give the account its new address (and verify it); ``changes``: the count of address changes
+    the account must still be at (an e-mail-change link's ``ev``), None for any."""
     old_key, new_key = local_login_key(user.email), local_login_key(new_email)
+    still = User.email == user.email
+    if changes is not None:
+        at_count = User.email_changes == changes
+        if changes == 0:
+            at_count |= User.email_changes.does_not_exist()
+        still &= at_count
     try:
         with transact_write() as tx:
             tx.save(Login(new_key, user_id=user.id), condition=Login.login_key.does_not_exist())
             tx.delete(Login(old_key), condition=Login.user_id == user.id)
             tx.update(user, actions=[User.email.set(new_email), User.login_key.set(new_key),
-                                     User.is_verified.set(True)],
-                      condition=User.email == user.email)
-    except TransactWriteError:
+                                     User.is_verified.set(True), User.email_changes.add(1)],
+                      condition=still)
+    except TransactWriteError as exc:
+        reasons = exc.cancellation_reasons or []
+        if len(reasons) == 3 and reasons[2] is not None:
+            raise errors.BadRequest(LINK_SPENT) from None  # the account changed: a concurrent use won
         # §12.10: upstream answers 500 when the new address was taken meanwhile
         raise errors.BadRequest("This e-mail address is already used by another account") from None
 
@@ -161,16 +190,30 @@ def request_password_reset(email: str) -> None:
     user = find_local(email)
     if user is None or user.provision_number is not None:
         return
-    mail.send_password_reset_email(user.email, email_tokens.make(email_tokens.PASSWORD_RESET, {"email": user.email}))
+    token = email_tokens.make(email_tokens.PASSWORD_RESET, {
+        "email": user.email, "uid": int(user.id), "pw": email_tokens.password_fingerprint(user.password_hash),
+    })
+    mail.send_password_reset_email(user.email, token)
 
 
 def reset_password(token: str, new_password: str) -> None:
+    """Set a new password with a reset link (once: the link names the password hash it replaces)
+    and sign out every session and API token of the account."""
     claims = email_tokens.read(token, email_tokens.PASSWORD_RESET)
     email = claims.get("email")
     user = find_local(email) if isinstance(email, str) else None
-    if user is None or user.provision_number is not None:
+    if user is None or user.provision_number is not None or claims.get("uid") != int(user.id):
         raise errors.BadRequest("There is no account with this e-mail address (any more)")
-    user.update(actions=[User.password_hash.set(passwords.hash_password(new_password))])
+    fingerprint = claims.get("pw")
+    if not isinstance(fingerprint, str) or not hmac.compare_digest(
+            fingerprint, email_tokens.password_fingerprint(user.password_hash)):
+        raise errors.Unauthorized("This link was used already or has expired")
+    try:
+        user.update(actions=[User.password_hash.set(passwords.hash_password(new_password))],
+                    condition=User.password_hash == user.password_hash)
+    except UpdateError:
+        raise errors.Unauthorized("This link was used already or has expired") from None  # by a concurrent request
+    tokens.revoke_all(int(user.id))
 
 
 def _confirm_password(user: User, password: str) -> None:
@@ -184,13 +227,21 @@ def change_email(user: User, *, new_email: str, password: str) -> None:
     _check_domain(new_email)
     if find_local(new_email) is not None:
         raise errors.BadRequest("This e-mail address is already used by another account")
-    token = email_tokens.make(email_tokens.ACTIVATION, {"old_email": user.email, "new_email": new_email})
+    token = email_tokens.make(email_tokens.ACTIVATION, {
+        "old_email": user.email, "new_email": new_email, "uid": int(user.id), "ev": _email_changes(user),
+    })
     mail.send_email_change_email(new_email, token)
 
 
-def change_password(user: User, *, new_password: str, password: str) -> None:
+def change_password(user: User, *, current: Token, new_password: str, password: str) -> str | None:
+    """Set a new password and sign out every other session and API token of the account.
+
+    ``current``, the token of the request, stays; returns its new secret (for the ``token``
+    cookie) when it is a session, which gets a new secret as a rotation gives it, else None.
+    """
     _confirm_password(user, password)
     user.update(actions=[User.password_hash.set(passwords.hash_password(new_password))])
+    return tokens.revoke_all_but(current)
 
 
 # ------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from pynamodb.expressions.update import Action
 from ..settings import get_settings
 from ..store.base import get_together, now, transact_write
 from ..store.counters import next_id
+from ..store import tokens as store_tokens
 from ..store.tokens import Token
 from ..store.users import User
 
@@ -197,6 +198,20 @@ def revoke_by_id(user_id: int, token_id: int) -> None:
 
 
 def revoke_all(user_id: int) -> None:
-    with Token.batch_write() as batch:
-        for token in tokens_of(user_id):
-            batch.delete(token)
+    """Delete every token of the user, sessions and API tokens alike."""
+    store_tokens.delete_of_user(user_id)
+
+
+def revoke_all_but(token: Token) -> str | None:
+    """Delete every other token of ``token``'s user and give ``token`` itself a new secret.
+
+    What a password change does to the credentials: whoever held another session or an API token
+    is out; the session that made the change stays signed in. Returns the new secret for the
+    ``token`` cookie, or None when ``token`` keeps its secret: an API token (its secret is only
+    ever shown once, in a response body; a cookie would not reach the script), or a session that
+    a concurrent request of the same browser rotated first (that response carries the cookie).
+    """
+    store_tokens.delete_of_user(int(token.user_id), keep_id=int(token.id))  # by id: a rotation keeps it
+    if token.explicit:
+        return None
+    return rotate(token)

@@ -37,3 +37,21 @@ class Token(Model):
     pollers: MapAttribute[str, Any] = MapAttribute(null=True)
 
     by_user = TokensByUser()
+
+
+def delete_of_user(user_id: int, *, keep_id: int | None = None) -> int:
+    """Delete every token row of the user except the one with id ``keep_id``; returns how many.
+
+    Reads only the keys from the by-user index, page by page, and deletes in BatchWriteItem
+    calls of 25 (PynamoDB retries unprocessed items), so the cost grows with the number of
+    tokens in 25-item steps and memory stays at one page whatever the count. The index is
+    eventually consistent: a token written a moment before may be missed.
+    """
+    deleted = 0
+    with Token.batch_write() as batch:
+        for token in Token.by_user.query(user_id, attributes_to_get=["token_hash", "id"]):
+            if keep_id is not None and int(token.id) == keep_id:
+                continue
+            batch.delete(token)
+            deleted += 1
+    return deleted

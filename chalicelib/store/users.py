@@ -32,6 +32,9 @@ class User(Model):
     # submit without settings id reads no settings; None on rows older than this flag: look
     has_default_settings = BooleanAttribute(null=True, default_for_new=False)
     created_at = UTCDateTime(default=now)
+    # how often the address changed (None on rows older than this counter: 0); an e-mail-change
+    # link names the count it was issued at, so it completes one change and no later one
+    email_changes = NumberAttribute(null=True)
 
 
 class Login(Model):

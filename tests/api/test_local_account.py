@@ -239,8 +239,50 @@ def test_password_reset_flow(api):
     assert r.status_code == 200 and body(r) == "Success"
     assert login(api, "gina@example.org", new).status_code == 200
     assert login(api, "gina@example.org", PASSWORD).status_code == 401
-    # reusable within its lifetime (spec §8)
-    assert api.post("/api/local-account/reset_password", json={"token": token, "new_password": PASSWORD}).status_code == 200
+
+
+def test_password_reset_link_works_once(api):
+    # GIVEN a reset link that was used (upstream's can be used again for 24 h, spec §8 and §12.5)
+    make_user("gus@example.org")
+    api.get("/api/local-account/request_password_reset", query={"email": "gus@example.org"})
+    token = mail_to("gus@example.org")[0].link_token()
+    r = api.post("/api/local-account/reset_password", json={"token": token, "new_password": GOOD})
+    assert r.status_code == 200
+    # WHEN it is used again THEN it is refused as an invalid link, and the password stays
+    r = api.post("/api/local-account/reset_password", json={"token": token, "new_password": "Other-Pass-333"})
+    assert r.status_code == 401 and isinstance(body(r)["detail"], str)
+    assert login(api, "gus@example.org", GOOD).status_code == 200
+    assert login(api, "gus@example.org", "Other-Pass-333").status_code == 401
+
+
+def test_password_reset_link_dies_when_the_password_changes(api):
+    # GIVEN an unused reset link WHEN the owner changes the password while logged in
+    person = make_user("gwen@example.org")
+    api.get("/api/local-account/request_password_reset", query={"email": "gwen@example.org"})
+    token = mail_to("gwen@example.org")[0].link_token()
+    r = api.post("/api/local-account/change_user_password", json={"new_password": GOOD, "password": PASSWORD},
+                 token=person.session())
+    assert r.status_code == 200
+    # THEN the link no longer sets a password
+    r = api.post("/api/local-account/reset_password", json={"token": token, "new_password": "Other-Pass-333"})
+    assert r.status_code == 401
+    assert login(api, "gwen@example.org", GOOD).status_code == 200
+
+
+def test_reset_password_signs_out_every_session_and_api_token(api):
+    # GIVEN a browser session, an admin session and an API token
+    person = make_user("gil@example.org", admin=True)
+    session, admin, script = person.session(), person.session(admin=True), person.api_token()
+    api.get("/api/local-account/request_password_reset", query={"email": "gil@example.org"})
+    token = mail_to("gil@example.org")[0].link_token()
+    # WHEN the password is reset (anonymously, from the mail)
+    r = api.post("/api/local-account/reset_password", json={"token": token, "new_password": GOOD})
+    assert r.status_code == 200 and "Set-Cookie" not in r.headers
+    # THEN none of them works any more, and a new login does
+    for secret in (session, admin, script):
+        assert api.get("/api/users/info", token=secret).status_code == 401
+    fresh = cookie_of(login(api, "gil@example.org", GOOD))
+    assert [i["name"] for i in body(api.get("/api/users/get_all_token_info", token=fresh))] == ["Unknown device"]
 
 
 def test_password_reset_is_neutral_and_validates(api):
@@ -294,6 +336,59 @@ def test_change_email_errors(api, use_settings):
     assert api.post(url, json={"new_email": "x@elsewhere.example", "password": PASSWORD}, token=token).status_code == 400
 
 
+def test_change_email_link_works_once(api):
+    # GIVEN an account that moved from its first address to a second one with link L1, and back
+    # to the first with link L2
+    person = make_user("lea@example.org")
+    session = person.session()
+    url = "/api/local-account/change_user_email"
+    api.post(url, json={"new_email": "lea@second.example", "password": PASSWORD}, token=session)
+    (first,) = mail_to("lea@second.example")
+    assert api.post("/api/local-account/activate", query={"token": first.link_token()}).status_code == 200
+    api.post(url, json={"new_email": "lea@example.org", "password": PASSWORD}, token=session)
+    (back,) = mail_to("lea@example.org")
+    assert api.post("/api/local-account/activate", query={"token": back.link_token()}).status_code == 200
+    # WHEN L1 is used again (say by whoever reads the second mailbox now)
+    r = api.post("/api/local-account/activate", query={"token": first.link_token()})
+    # THEN it is refused and the account keeps its address
+    assert r.status_code == 400 and isinstance(body(r)["detail"], str)
+    assert body(api.get("/api/users/info", token=session))["email"] == "lea@example.org"
+    # AND so is L2, whose address the account has now
+    assert api.post("/api/local-account/activate", query={"token": back.link_token()}).status_code == 400
+
+
+def test_an_email_change_link_dies_when_another_one_is_used(api):
+    # GIVEN two pending change links of one account WHEN the later one is used
+    person = make_user("lou@example.org")
+    session = person.session()
+    for address in ("lou@one.example", "lou@two.example"):
+        api.post("/api/local-account/change_user_email", json={"new_email": address, "password": PASSWORD},
+                 token=session)
+    (one,), (two,) = mail_to("lou@one.example"), mail_to("lou@two.example")
+    assert api.post("/api/local-account/activate", query={"token": two.link_token()}).status_code == 200
+    # THEN the earlier one no longer applies (the account changed after it was sent)
+    assert api.post("/api/local-account/activate", query={"token": one.link_token()}).status_code == 400
+    assert body(api.get("/api/users/info", token=session))["email"] == "lou@two.example"
+
+
+def test_activation_link_does_not_verify_a_later_account_with_the_address(api):
+    # GIVEN an activation link of an account that was deleted before it was used
+    r = api.post("/api/local-account/signup", json={"email": "mia@example.org", "password": GOOD})
+    assert r.status_code == 200
+    (old,) = mail_to("mia@example.org")
+    first = cookie_of(login(api, "mia@example.org", GOOD))
+    assert api.delete("/api/users/delete", token=first).status_code == 200
+    # WHEN a new account signs up with the same address and the old link is posted
+    assert api.post("/api/local-account/signup", json={"email": "mia@example.org", "password": GOOD}).status_code == 200
+    r = api.post("/api/local-account/activate", query={"token": old.link_token()})
+    # THEN the new account is not verified by it; its own link does that
+    assert r.status_code == 400
+    second = cookie_of(login(api, "mia@example.org", GOOD))
+    assert body(api.get("/api/users/info", token=second))["is_verified"] is False
+    new = mail_to("mia@example.org")[-1]
+    assert api.post("/api/local-account/activate", query={"token": new.link_token()}).status_code == 200
+
+
 def test_change_email_race_is_400_not_500(api):
     person = make_user("jack@example.org")
     api.post("/api/local-account/change_user_email", json={"new_email": "jill@example.org", "password": PASSWORD},
@@ -312,7 +407,54 @@ def test_change_password(api):
     r = api.post(url, json={"new_password": GOOD, "password": PASSWORD}, token=token)
     assert r.status_code == 200
     assert login(api, "kim@example.org", GOOD).status_code == 200
-    assert api.get("/api/users/info", token=token).status_code == 200  # sessions stay valid
+    # the session that changed it stays signed in, with a new token (as after a rotation)
+    fresh = cookie_of(r)
+    assert fresh != token and api.get("/api/users/info", token=fresh).status_code == 200
+    assert api.get("/api/users/info", token=token).status_code == 401
+
+
+def test_change_password_signs_out_other_sessions_and_api_tokens(api):
+    # GIVEN two browser sessions and two API tokens of one account, and another account's session
+    person = make_user("kai@example.org")
+    here, elsewhere = person.session(), person.session()
+    scripts = [person.api_token(), person.api_token()]
+    bystander = make_user("kurt@example.org").session()
+    # WHEN the password is changed from one session
+    r = api.post("/api/local-account/change_user_password", json={"new_password": GOOD, "password": PASSWORD},
+                 cookie=here)
+    assert r.status_code == 200
+    # THEN the other session and the API tokens are signed out
+    for secret in (elsewhere, *scripts):
+        assert api.get("/api/users/info", token=secret).status_code == 401
+    # AND this session goes on under its new cookie: same token record (id, name), fresh secret
+    fresh = cookie_of(r)
+    infos = body(api.get("/api/users/get_all_token_info", cookie=fresh))
+    assert [(i["name"], i["explicit"]) for i in infos] == [("pytest", False)]
+    assert api.get("/api/users/info", cookie=here).status_code == 401
+    # AND other accounts are untouched
+    assert api.get("/api/users/info", token=bystander).status_code == 200
+
+
+def test_change_password_with_an_api_token_keeps_that_token(api):
+    # GIVEN a script that changes the password with its API token, and a browser session
+    person = make_user("kit@example.org")
+    script, browser = person.api_token(), person.session()
+    r = api.post("/api/local-account/change_user_password", json={"new_password": GOOD, "password": PASSWORD},
+                 token=script)
+    # THEN the script's token goes on as it was (its secret never travels in a cookie) and the
+    # session is signed out
+    assert r.status_code == 200 and "Set-Cookie" not in r.headers
+    assert api.get("/api/users/info", token=script).status_code == 200
+    assert api.get("/api/users/info", token=browser).status_code == 401
+
+
+def test_change_password_keeps_the_admin_privileges_of_the_session(api):
+    person = make_user("kora@example.org", admin=True)
+    r = api.post("/api/local-account/change_user_password", json={"new_password": GOOD, "password": PASSWORD},
+                 token=person.session(admin=True))
+    assert r.status_code == 200
+    infos = body(api.get("/api/users/get_all_token_info", token=cookie_of(r)))
+    assert [i["admin_privileges"] for i in infos] == [True]
 
 
 @pytest.mark.parametrize("path,payload", [
