@@ -57,6 +57,11 @@ class UnsupportedMediaType(AppError):
     default_detail = "Unsupported media type"
 
 
+class TooManyRequests(AppError):
+    status_code = HTTPStatus.TOO_MANY_REQUESTS
+    default_detail = "Too many attempts; please wait a while"
+
+
 class ValidationFailed(AppError):
     """422 with FastAPI's list of ``{type, loc, msg, input[, ctx]}`` entries as ``detail``."""
 

@@ -5,7 +5,7 @@ from ..schemas.users import (
     ActivateQuery, ChangeEmailRequest, ChangePasswordRequest, EmailQuery, LoginForm, PasswordResetRequest,
     SignupRequest,
 )
-from ..services import accounts
+from ..services import accounts, throttles
 from ._http import Call, Router
 
 router = Router(__name__, prefix="/api/local-account", tag="local-account",
@@ -15,7 +15,8 @@ SUCCESS = "Success"
 
 
 @router.route("/login", "POST", gate=None, body=LoginForm, body_format="form", response=str,
-              errors={400: "Unknown scope, or admin scope for a non-admin", 401: "Wrong e-mail address or password"})
+              errors={400: "Unknown scope, or admin scope for a non-admin", 401: "Wrong e-mail address or password",
+                      429: "Too many attempts from this address, or failed ones for this account (Retry-After)"})
 def login(call: Call) -> str:
     """Log in with e-mail address and password (OAuth2 password form).
 
@@ -24,18 +25,20 @@ def login(call: Call) -> str:
     header names the session in the token list.
     """
     form: LoginForm = call.body
-    secret = accounts.login(username=form.username, password=form.password, scope=form.scope,
-                            user_agent=call.header("user-agent"))
+    with throttles.login(call.request, form.username):
+        secret = accounts.login(username=form.username, password=form.password, scope=form.scope,
+                                user_agent=call.header("user-agent"))
     call.set_cookie = session_cookie(secret)
     return "You are logged in; your session token was set as the cookie 'token'"
 
 
 @router.route("/signup", "POST", gate=None, body=SignupRequest, response=str,
               errors={400: "Domain not allowed, or an account with this address exists",
-                      405: "Signing up is disabled"})
+                      405: "Signing up is disabled", 429: "Too many sign-ups from this address or for this account"})
 def signup(call: Call) -> str:
     """Create a local account; an activation link is mailed to the address. Does not log in."""
     body: SignupRequest = call.body
+    throttles.signup(call.request, body.email)
     user_id = accounts.signup(body.email, body.password)
     return f"Account {user_id} created; please activate it with the link we sent to {body.email}"
 
@@ -49,21 +52,25 @@ def activate(call: Call) -> str:
 
 
 @router.route("/resend_activation_email", "GET", gate="local", response=str,
-              errors={400: "The account is already verified", 403: "Not a local, self-managed account"})
+              errors={400: "The account is already verified", 403: "Not a local, self-managed account",
+                      429: "Too many activation mails (Retry-After)"})
 def resend_activation_email(call: Call) -> str:
     """Send a fresh activation link to your address."""
+    throttles.activation_mail(call.request, call.principal.user.email)
     accounts.resend_activation(call.principal.user)
     return f"A new activation link was sent to {call.principal.user.email}"
 
 
 @router.route("/request_password_reset", "GET", gate=None, query=EmailQuery, response=str,
-              errors={400: "Not a valid e-mail address"})
+              errors={400: "Not a valid e-mail address", 429: "Too many reset requests (Retry-After)"})
 def request_password_reset(call: Call) -> str:
     """Mail a password reset link, if a local account has this address.
 
-    The answer is the same whether or not such an account exists.
+    The answer is the same, and takes the same time, whether or not such an account exists.
     """
-    accounts.request_password_reset(call.query.email)
+    with throttles.constant_time():
+        throttles.password_reset(call.request, call.query.email)
+        accounts.request_password_reset(call.query.email)
     return "If a local account with this address exists, a password reset link was sent to it"
 
 

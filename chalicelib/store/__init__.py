@@ -11,8 +11,10 @@ from .job_settings import JobSettings
 from .jobs import Job
 from .runners import Runner
 from .task_runs import TaskRun
+from .throttles import Throttle
 from .tokens import Token
 from .users import Login, User
 
-ALL_MODELS: list[type[Model]] = [Counter, User, Login, Token, Banner, EventLog, JobSettings, Job, Runner, TaskRun]
+ALL_MODELS: list[type[Model]] = [Counter, User, Login, Token, Banner, EventLog, JobSettings, Job, Runner, TaskRun,
+                                  Throttle]
 

@@ -450,7 +450,9 @@ def make_runner(client: Any, user_token: str) -> tuple[str | None, str | None]:
 # Attributes that a request may refresh even when it is rejected: a token's last use (every
 # authenticated request) and a runner's lease (every runner request). Keyed by table name suffix.
 VOLATILE = {"-tokens": {"last_usage"}, "-runners": {"expires_at"}}
-UNTRACKED_TABLES = ("-counters",)  # ids drawn for a request that then fails are simply skipped
+# ids drawn for a request that then fails are simply skipped; throttles count every attempt,
+# rejected ones included (that is their purpose)
+UNTRACKED_TABLES = ("-counters", "-throttles")
 
 
 def _volatile(table: str) -> set[str]:
