@@ -138,6 +138,8 @@ def fetch_file(url: str, dest: Path, pin: FilePin, say: Callable[[str], None]) -
                 raise FetchError(f"{url}: the source does not have this file (HTTP {exc.code})") from exc
             if attempt == ATTEMPTS:
                 raise FetchError(f"{url}: HTTP {exc.code} after {ATTEMPTS} attempts") from exc
+            say(f"  {dest.name}: HTTP {exc.code}; trying again (attempt {attempt + 1} of {ATTEMPTS})")
+            time.sleep(min(2.0 ** attempt, 30.0))
         except FileNotFoundError as exc:  # file:// source
             raise FetchError(f"{url}: the source does not have this file") from exc
         except (urllib.error.URLError, OSError) as exc:
