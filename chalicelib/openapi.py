@@ -283,9 +283,14 @@ def _request_body(op: _http.Operation, schema: dict[str, Any] | None) -> dict[st
     if fmt == "multipart":
         if schema is None:
             schema = {"$ref": REF.format(model=_multipart_name(op))}  # filled by _add_multipart_bodies
-        return {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+        return {"required": True, "content": {"multipart/form-data": {"schema": schema, "encoding": FILE_ENCODING}}}
     return {"required": True,
             "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+
+
+# The media types the file part may carry (jobs.upload_media_type): audio or video, or a type that
+# says nothing (then the content must be recognisable audio or video). Any other type is a 415.
+FILE_ENCODING = {"audio_file": {"contentType": "audio/*, video/*, application/octet-stream"}}
 
 
 def _multipart_name(op: _http.Operation) -> str:

@@ -150,6 +150,15 @@ class CleanupSettings(_Strict):
     user_retention_in_days: Annotated[int, Field(ge=90)] | None = None
 
 
+class LimitSettings(_Strict):
+    """Per-user limits: a request that would pass one is refused with 400 and a detail naming it."""
+
+    api_tokens_per_user: Annotated[int, Field(ge=1)] = 50  # API tokens (sessions are not counted)
+    open_uploads_per_user: Annotated[int, Field(ge=1)] = 20  # unfinished direct uploads
+    job_settings_per_user: Annotated[int, Field(ge=1)] = 1000  # stored job settings records
+    queued_jobs_per_user: Annotated[int, Field(ge=1)] = 500  # jobs waiting in the queue for a runner
+
+
 class Settings(_Strict):
     client_url: str  # frontend URL, normally ending in "/#"; used in mail links
     security: SecuritySettings = SecuritySettings()
@@ -157,6 +166,7 @@ class Settings(_Strict):
     imprint: ImprintSettings | None = None
     terms_of_services: dict[int, TosSettings] = {}
     cleanup: CleanupSettings = CleanupSettings()
+    limits: LimitSettings = LimitSettings()
 
     @field_validator("client_url")
     @classmethod

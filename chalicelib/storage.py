@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from . import aws
@@ -230,3 +231,92 @@ def complete_multipart(key: str, upload_id: str, parts: list[tuple[int, str]]) -
         if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
             raise ObjectMissing(key) from None
         raise
+
+
+def abort_multipart(key: str, upload_id: str) -> None:
+    """Abort an unfinished multipart upload (S3 frees its parts); one that is gone is fine."""
+    s3 = aws.client("s3")
+    try:
+        s3.abort_multipart_upload(Bucket=_bucket(), Key=key, UploadId=upload_id)
+    except s3.exceptions.NoSuchUpload:
+        pass
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    """An unfinished multipart upload."""
+
+    key: str
+    upload_id: str
+    initiated: datetime
+
+
+def multipart_uploads(prefix: str) -> list[PendingUpload]:
+    """The unfinished multipart uploads whose keys start with ``prefix`` (ListMultipartUploads)."""
+    s3 = aws.client("s3")
+    found: list[PendingUpload] = []
+    for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=_bucket(), Prefix=prefix):
+        found.extend(PendingUpload(u["Key"], u["UploadId"], u["Initiated"]) for u in page.get("Uploads", []))
+    return found
+
+
+# ------------------------------------------------------------------------------------------
+# Listing and whole prefixes (deletion, the daily sweep)
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Listed:
+    key: str
+    last_modified: datetime
+
+
+def list_objects(prefix: str) -> list[Listed]:
+    """Every object whose key starts with ``prefix`` (ListObjectsV2, paged)."""
+    s3 = aws.client("s3")
+    found: list[Listed] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=_bucket(), Prefix=prefix):
+        found.extend(Listed(o["Key"], o["LastModified"]) for o in page.get("Contents", []))
+    return found
+
+
+def delete_prefix(prefix: str, *, uploads: bool = False) -> int:
+    """Delete every object under ``prefix`` (and, with ``uploads``, abort its unfinished multipart
+    uploads, whose parts are stored and billed but listed nowhere else); returns how many went."""
+    if not prefix.endswith("/"):
+        raise ValueError(f"a prefix to delete must end with '/': {prefix!r}")
+    pending = multipart_uploads(prefix) if uploads else []
+    for upload in pending:
+        abort_multipart(upload.key, upload.upload_id)
+    keys = [o.key for o in list_objects(prefix)]
+    delete(keys)
+    return len(keys) + len(pending)
+
+
+def head_bytes(key: str, count: int) -> bytes:
+    """The first ``count`` bytes of an object (a ranged GET); ``ObjectMissing`` if it is gone."""
+    s3 = aws.client("s3")
+    try:
+        found = s3.get_object(Bucket=_bucket(), Key=key, Range=f"bytes=0-{max(0, count - 1)}")
+    except s3.exceptions.NoSuchKey:
+        raise ObjectMissing(key) from None
+    except s3.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "InvalidRange":  # an empty object
+            return b""
+        raise
+    return bytes(found["Body"].read())
+
+
+def delete_prefixes(prefixes: list[str], *, workers: int = 16) -> int:
+    """``delete_prefix`` for many prefixes, listed in parallel (a listing is one round trip each)."""
+    prefixes = list(dict.fromkeys(prefixes))
+    if len(prefixes) <= 1:
+        return sum(delete_prefix(p) for p in prefixes)
+    from concurrent.futures import ThreadPoolExecutor
+
+    aws.client("s3")  # created once, before the threads share it
+    with ThreadPoolExecutor(max_workers=min(workers, len(prefixes))) as pool:
+        listed = list(pool.map(list_objects, prefixes))
+    keys = [o.key for found in listed for o in found]
+    delete(keys)
+    return len(keys)

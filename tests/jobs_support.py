@@ -30,6 +30,24 @@ class Person:
     api_token: str
 
 
+def tiny_wav(frames: int = 160) -> bytes:
+    """A real, tiny WAV file (16 kHz mono, 16-bit silence), made with the stdlib: what uploads
+    send when a test needs audio the server's content check accepts."""
+    import io
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(b"\x00\x00" * frames)
+    return out.getvalue()
+
+
+WAV = tiny_wav()
+
+
 def make_user(*, verified: bool = True, admin: bool = False, email: str | None = None) -> Person:
     """A local user (tests/factories.make_user) with a session token and an API token."""
     person = factories.make_user(email, verified=verified, admin=admin)
@@ -51,7 +69,7 @@ def multipart(file_bytes: bytes = b"RIFF....WAVEfmt fake audio", *, filename: st
     return data, f"multipart/form-data; boundary={boundary}"
 
 
-def submit(api: Any, token: str, *, data: bytes = b"fake audio", filename: str = "talk.wav",
+def submit(api: Any, token: str, *, data: bytes = WAV, filename: str = "talk.wav",
            content_type: str = "audio/wav", settings_id: int | None = None) -> Any:
     body, ctype = multipart(data, filename=filename, content_type=content_type)
     query = {"job_settings_id": settings_id} if settings_id is not None else None

@@ -4,8 +4,8 @@ from __future__ import annotations
 from .. import errors
 from ..multipart_form import parse_multipart
 from ..schemas.jobs import (
-    Body_submit_job, CountQuery, DownloadQuery, GetQuery, InfoQuery, JobInfoResponse, JobSettingsRequest,
-    JobSettingsResponse, SubmitJobQuery, SubmitSettingsQuery,
+    Body_submit_job, CountQuery, DownloadQuery, GetQuery, InfoQuery, JobIds, JobInfoResponse,
+    JobSettingsRequest, JobSettingsResponse, SubmitJobQuery, SubmitSettingsQuery,
 )
 from ..services import job_settings, jobs
 from ._http import Call, Router
@@ -14,13 +14,14 @@ router = Router(__name__, prefix="/api/jobs", tag="jobs")
 
 
 @router.route("/submit_settings", "POST", gate="user+V+T", query=SubmitSettingsQuery, body=JobSettingsRequest,
-              response=int)
+              response=int, errors={400: "The caller has as many settings records as this server allows"})
 def submit_settings(call: Call) -> int:
     """Store a new job settings record and return its id.
 
     With ``is_new_default=true`` it also becomes the caller's default for jobs submitted without a
     ``job_settings_id``. Cross-field rules (English-only models, translate without alignment, ...)
-    are 422 errors at ``["body"]``.
+    are 422 errors at ``["body"]``. Each user may store at most ``limits.job_settings_per_user``
+    records (default 1000; 400 beyond it).
     """
     return job_settings.submit(call.principal.user.id, call.body, is_new_default=call.query.is_new_default)
 
@@ -38,17 +39,20 @@ def _missing_audio_file() -> errors.ValidationFailed:
 
 @router.route("/submit_job", "POST", gate="user+V+T", query=SubmitJobQuery, body=Body_submit_job,
               body_format="multipart", response=int,
-              errors={400: "Unknown job_settings_id, or a malformed multipart body",
+              errors={400: "Unknown job_settings_id, a malformed multipart body, or the caller's queue is full",
                       413: "Request body over the Lambda limit: use the direct-upload extension",
-                      415: "The file is not audio or video"})
+                      415: "The file is not audio or video (by its part's type or by its content)"})
 def submit_job(call: Call) -> int:
     """Submit a transcription job: multipart/form-data with the file in the part ``audio_file``.
 
     Without ``job_settings_id`` the caller's default settings apply (or the application defaults).
     The part's type must be ``audio/*`` or ``video/*``; a part labelled ``application/octet-stream``
-    (as ``curl -F`` labels most audio files) or not labelled is judged by the file's content.
-    Bodies over the Lambda payload limit get 413; upload big files with the Wisp extension
-    ``POST /api/wisp/uploads``. Returns the new job id.
+    (as ``curl -F`` labels most audio files) or not labelled must have content recognisable as
+    audio or video. Whatever the label, the content is checked by its first bytes: an empty file,
+    an image, a document, an archive or text is 415. Bodies over 4,500,000 bytes (the Lambda
+    payload limit) get 413; upload big files with the Wisp extension ``POST /api/wisp/uploads``.
+    At most ``limits.queued_jobs_per_user`` (default 500) of a user's jobs may wait for a runner;
+    a submission beyond it is 400. Returns the new job id.
     """
     raw = call.request.raw_body or b""
     if len(raw) > jobs.MAX_INLINE_BYTES:
@@ -90,27 +94,32 @@ def get(call: Call) -> list[int]:
 
 @router.route("/info", "GET", gate="user+V+T", query=InfoQuery, response=list[JobInfoResponse])
 def info(call: Call) -> list[JobInfoResponse]:
-    """Details of the caller's jobs among ``job_ids`` (repeat the key); others are left out."""
+    """Details of the caller's jobs among ``job_ids`` (repeat the key); others are left out.
+
+    At most 1000 ids per request (422 beyond)."""
     return jobs.info(call.principal.user.id, call.query.job_ids)
 
 
-@router.route("/abort", "POST", gate="user+V+T", body=list[int], response=str,
+@router.route("/abort", "POST", gate="user+V+T", body=JobIds, response=str,
               errors={400: "A job is already finished or being aborted"})
 def abort(call: Call) -> str:
     """Abort the caller's jobs given as a JSON array of ids.
 
     Pending and not-yet-started jobs fail at once; jobs being processed become ``aborting`` until
     their runner reports back. 400 (nothing changed) if any of them is finished or aborting.
+    At most 1000 ids per request (422 beyond).
     """
     return jobs.abort(call.principal.user.id, call.body)
 
 
-@router.route("/delete", "DELETE", gate="user+V+T", body=list[int], response=str,
+@router.route("/delete", "DELETE", gate="user+V+T", body=JobIds, response=str,
               errors={400: "A job is not finished"})
 def delete(call: Call) -> str:
     """Delete the caller's finished jobs (JSON array of ids) with their transcripts.
 
-    400 naming the job if any of them is unfinished (nothing deleted then).
+    400 naming the job if any of them is unfinished (nothing deleted then). Every object of a
+    deleted job goes with it (audio, transcripts, result uploads). At most 1000 ids per request
+    (422 beyond).
     """
     return jobs.delete(call.principal.user.id, call.body)
 

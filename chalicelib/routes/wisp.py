@@ -24,12 +24,16 @@ MAX_RESULT_BYTES = 512 * 1024 * 1024  # JSON results uploaded through result_upl
 
 
 @router.route("/uploads", "POST", gate="user+V+T", body=UploadRequest, response=UploadResponse, extension=True,
-              errors={413: "File larger than the configured maximum", 415: "Not audio/* or video/*"})
+              errors={400: "The caller has as many unfinished uploads as this server allows",
+                      413: "File larger than the configured maximum", 415: "Not audio/* or video/*"})
 def start_upload(call: Call) -> UploadResponse:
     """Start a direct upload to S3 (for files too large for ``submit_job``).
 
-    Send ``{file_name, content_type, size}``; PUT each ``part_size`` slice of the file to its part
-    URL and keep each response's ``ETag``, then call ``/uploads/{upload_id}/complete``.
+    Send ``{file_name, content_type, size}`` with an ``audio/*`` or ``video/*`` content type;
+    PUT each ``part_size`` slice of the file to its part URL and keep each response's ``ETag``,
+    then call ``/uploads/{upload_id}/complete``. A user may have at most
+    ``limits.open_uploads_per_user`` (default 20) unfinished uploads (400 beyond it); cancel one
+    with ``DELETE /uploads/{upload_id}``.
     """
     return uploads.start_upload(call.principal.user.id, call.body)
 
@@ -41,12 +45,25 @@ def upload_parts(call: Call, upload_id: str) -> UploadPartsResponse:
     return uploads.upload_parts(call.principal.user.id, upload_id)
 
 
+@router.route("/uploads/{upload_id}", "DELETE", gate="user+V+T", response=str, extension=True,
+              errors={400: "Unknown upload"})
+def cancel_upload(call: Call, upload_id: str) -> str:
+    """Cancel an unfinished direct upload: S3 drops the parts uploaded so far.
+
+    Unfinished uploads count against the per-user limit ``limits.open_uploads_per_user``
+    (default 20); S3 drops those left alone after two days."""
+    return uploads.cancel_upload(call.principal.user.id, upload_id)
+
+
 @router.route("/uploads/{upload_id}/complete", "POST", gate="user+V+T", query=SubmitJobQuery,
               body=CompleteUploadRequest, response=int, extension=True,
-              errors={400: "Unknown upload, wrong parts, or unknown job_settings_id",
+              errors={400: "Unknown upload, wrong parts, unknown job_settings_id, or the caller's queue is full",
                       413: "File larger than the configured maximum", 415: "Not audio/* or video/*"})
 def complete_upload(call: Call, upload_id: str) -> int:
-    """Finish a direct upload and submit the job (same settings rules as ``submit_job``); returns its id."""
+    """Finish a direct upload and submit the job (same settings rules as ``submit_job``); returns its id.
+
+    The stored file's first bytes are checked like ``submit_job``'s file: an empty file, an image,
+    a document, an archive or text is 415 (and the file is deleted)."""
     parts = [(p.part_number, p.etag) for p in call.body.parts]
     user = call.principal.user
     return uploads.complete_upload(user.id, upload_id, parts, call.query.job_settings_id,

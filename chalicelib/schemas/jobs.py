@@ -228,8 +228,15 @@ class GetQuery(BaseModel):
     exclude_downloaded: bool
 
 
+# Job ids one request may name (info, abort, delete): enough for any page a frontend shows, and
+# small enough that one request's work and its events stay bounded (422 beyond it).
+MAX_JOB_IDS = 1000
+JobIds = Annotated[list[int], Field(max_length=MAX_JOB_IDS,
+                                    description=f"Job ids, at most {MAX_JOB_IDS} per request")]
+
+
 class InfoQuery(BaseModel):
-    job_ids: list[int]
+    job_ids: JobIds
 
 
 class DownloadQuery(BaseModel):

@@ -28,7 +28,11 @@ class Resolved:
 
 
 def submit(user_id: int, request: JobSettingsRequest, *, is_new_default: bool) -> int:
-    """Store a new immutable settings record; optionally make it the user's only default."""
+    """Store a new immutable settings record; optionally make it the user's only default (400
+    when the user has as many records as ``limits.job_settings_per_user`` allows)."""
+    from . import limits
+
+    limits.check_job_settings(user_id)
     settings_id = next_id("job_settings")
     data = request.to_response().model_dump(mode="json")
     record = JobSettings(user_id, settings_id, settings=data)

@@ -22,6 +22,7 @@ from ..store.base import now
 from ..store.counters import JOB, allocate
 from ..store.jobs import JobRecord
 from ..store.lifecycle import NewJob
+from ..store.transact import QueueFull
 from ..store.runners import RunnerRecord
 from . import assignment, job_settings, leases, results
 
@@ -59,24 +60,62 @@ SNIFF_BYTES = 8192  # what filetype reads at most
 def upload_media_type(declared: str | None, data: bytes) -> str:
     """The audio/* or video/* type of an uploaded file; 415 when it is neither.
 
-    An audio/video part type is taken as sent. A part without a useful type is judged by its
-    first bytes (magic numbers), so ``curl -F audio_file=@talk.wav`` works; any other declared
-    type (text/plain, image/png, ...) is a 415 as upstream answers (spec §3.5)."""
-    if is_media_type(declared):
-        return str(declared)
+    The part's type must be audio/video, or say nothing about the file (``curl -F`` labels
+    most audio files application/octet-stream); any other declared type (text/plain,
+    image/png, ...) is a 415 as upstream answers (spec §3.5). Then the content itself is judged by
+    its first bytes (``content_problem``): empty files, images, documents, archives and text are
+    415 here rather than failures on a runner. An unlabelled part needs content recognised as
+    audio or video; a labelled one may be a format the sniffer does not know."""
     label = (declared or "").split(";", 1)[0].strip().lower()
-    if label not in _UNLABELLED:
+    if not is_media_type(declared) and label not in _UNLABELLED:
         raise errors.UnsupportedMediaType(
             f"The uploaded file must be audio or video, but its part says {label}; send it as audio/* or video/*")
-    import filetype  # only here: most uploads are labelled
+    problem = content_problem(data[:SNIFF_BYTES])
+    if problem is not None:
+        raise errors.UnsupportedMediaType(problem)
+    if is_media_type(declared):
+        return str(declared)
+    import filetype
 
     kind = filetype.guess(data[:SNIFF_BYTES])
     if kind is not None and is_media_type(kind.mime):
         return str(kind.mime)
-    found = f"looks like {kind.mime}" if kind is not None else "is no audio or video format we recognise"
     raise errors.UnsupportedMediaType(
         f"The uploaded file must be audio or video: its part has no media type ({label or 'none'}) and its "
-        f"content {found}")
+        "content is no audio or video format we recognise; send it as audio/* or video/*")
+
+
+def content_problem(head: bytes) -> str | None:
+    """Why a file whose first bytes are ``head`` is certainly not audio or video; None if it may be.
+
+    Refused: empty files, content that ``filetype`` recognises as anything but audio/video
+    (images, documents, archives, executables, fonts), and text. Unknown binary content passes:
+    ``filetype`` knows the common containers only, and a runner's decoder knows many more."""
+    if not head:
+        return "The uploaded file is empty"
+    import filetype  # only here: the cold start of every other route does not need it
+
+    kind = filetype.guess(head)
+    if kind is not None and not is_media_type(kind.mime):
+        return f"The uploaded file must be audio or video, but its content is {kind.mime} ({kind.extension})"
+    if kind is None and _is_text(head):
+        return "The uploaded file must be audio or video, but its content is text"
+    return None
+
+
+_TEXT_CONTROLS = frozenset(b"\t\n\r\f\v")
+
+
+def _is_text(head: bytes) -> bool:
+    """UTF-8 text without control characters (a cut-off character at the end is fine); audio
+    and video data has control bytes within the first few hundred bytes."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.reason != "unexpected end of data" or exc.start < len(head) - 3:
+            return False
+        text = head[:exc.start].decode("utf-8")
+    return all(ch.isprintable() or ord(ch) in _TEXT_CONTROLS for ch in text)
 
 
 # ------------------------------------------------------------------------------------------
@@ -174,7 +213,12 @@ def submit_job(*, user_id: int, file_name: str, content_type: str | None, data: 
 
 def create_job(*, user_id: int, file_name: str, audio_key: str | None, resolved: job_settings.Resolved,
                audio: tuple[bytes, str] | None = None) -> int:
-    """Take the next job id and write the job (its ``audio``, if given, stored first); returns the id."""
+    """Take the next job id and write the job (its ``audio``, if given, stored first); returns the id.
+
+    The audio goes first (a runner may get the job the moment its row exists). If the job is not
+    written, the audio is deleted again, whatever the job's audio is (``audio_key`` too), so a
+    refused or failed submission leaves no object behind; a crash in between is the daily
+    sweep's (``maintenance.delete_orphaned_audio``). 400 when the owner's queue is full."""
     ids = allocate(JOB)
     if audio is not None:
         audio_key = storage.audio_key(ids.value)
@@ -182,7 +226,17 @@ def create_job(*, user_id: int, file_name: str, audio_key: str | None, resolved:
     job = NewJob(ids.value, user_id=user_id, file_name=file_name, settings_id=resolved.settings_id,
                  settings=resolved.settings, email_notification=resolved.email_notification,
                  audio_key=str(audio_key))
-    assignment.place_new_job(job, queue_generation=ids.generation)
+    try:
+        assignment.place_new_job(job, queue_generation=ids.generation)
+    except QueueFull as exc:
+        storage.delete([str(audio_key)])
+        raise errors.BadRequest(
+            f"You have {exc.limit} jobs waiting for a runner, the most this server allows per user "
+            "(limits.queued_jobs_per_user); submit more once some of them have started") from None
+    except Exception:
+        if store.get(ids.value) is None:  # the write may have landed before the failure (a timeout)
+            storage.delete([str(audio_key)])
+        raise
     return ids.value
 
 
@@ -282,16 +336,26 @@ def delete(user_id: int, job_ids: list[int]) -> str:
 
 
 def _objects_of(job: JobRecord) -> list[str]:
-    keys = storage.transcript_keys(job.id) if job.has_transcript else []
-    keys += [k for k in (job.audio_key, job.result_key) if k]
+    """The keys of the job's objects (its stored result uploads are found by ``_remove_files``)."""
+    held = job.handouts > 0 or job.has_transcript  # a runner had it: transcripts may exist
+    keys = storage.transcript_keys(job.id) if held else []
+    keys += [k for k in (job.audio_key, job.result_key, storage.audio_key(job.id)) if k]
     return keys
+
+
+def _remove_files(jobs: list[JobRecord]) -> None:
+    """Every object of the jobs: audio, transcripts, the stored result, and whatever runners put
+    under ``results/<job>/`` through ``result_upload`` without submitting it (a crash, a lease
+    that ran out). Only jobs a runner held can have those: one listing each, in parallel."""
+    storage.delete([k for j in jobs for k in _objects_of(j)])
+    storage.delete_prefixes([storage.result_prefix(j.id) for j in jobs if j.handouts > 0])
 
 
 def _delete_jobs(user_id: int, jobs: list[JobRecord], *, announce: bool = True) -> None:
     """Rows (with their ``job_deleted``), S3 objects, and settings records nothing references any more."""
     if not jobs:
         return
-    storage.delete([k for j in jobs for k in _objects_of(j)])
+    _remove_files(jobs)
     lifecycle.delete(jobs, announce=announce)
     gone = {j.id for j in jobs}
     candidates = {j.job_settings_id for j in jobs if j.job_settings_id is not None}
@@ -303,7 +367,7 @@ def _delete_jobs(user_id: int, jobs: list[JobRecord], *, announce: bool = True) 
 
 def delete_all_of_user(user_id: int) -> None:
     """Account deletion: every job of the user (running ones are taken from their runners), its
-    files and its settings records."""
+    files, its unfinished direct uploads, its settings records and its event log."""
     jobs = store.of_user(user_id)
     for job in jobs:
         if job.finish_timestamp is None and job.runner_key:
@@ -312,9 +376,11 @@ def delete_all_of_user(user_id: int) -> None:
                 lifecycle.stop_for_deletion(runner, job.id)
     for start in range(0, len(jobs), 25):
         chunk = jobs[start:start + 25]
-        storage.delete([k for j in chunk for k in _objects_of(j)] + [storage.audio_key(j.id) for j in chunk])
+        _remove_files(chunk)
         lifecycle.delete(chunk, announce=False)
+    storage.delete_prefix(storage.upload_prefix(user_id), uploads=True)
     job_settings.delete_all_of_user(user_id)
+    lifecycle.delete_log(user_id)
 
 
 # ------------------------------------------------------------------------------------------

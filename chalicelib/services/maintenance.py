@@ -20,7 +20,11 @@ from ..store.users import User, scan_users
 log = logging.getLogger("wisp.maintenance")
 
 AUDIO_PREFIX = "audio/"
+RESULT_PREFIX = "results/"
+TRANSCRIPT_PREFIX = "transcripts/"
+UPLOAD_PREFIX = "uploads/"
 ORPHAN_MIN_AGE = timedelta(days=1)  # younger audio may belong to a job whose row is being written
+STALE_UPLOAD_AGE = timedelta(days=2)  # an unfinished direct upload is resumable this long (the bucket's rule)
 WARNING_DAYS = (30, 7)  # deletion warnings this many days before a user's deletion
 _BATCH_GET = 100  # DynamoDB BatchGetItem limit
 
@@ -69,8 +73,19 @@ def _old_audio_keys(*, now: datetime) -> list[str]:
 
 
 def delete_orphaned_audio(*, now: datetime) -> int:
-    """Delete audio objects that no job refers to any more (the job is gone, or finished and
-    should have dropped its audio). Objects younger than a day are left alone."""
+    """The daily storage sweep: whatever a crash (or a runner that never came back) left in the
+    bucket. Audio no job refers to, result uploads and transcripts of finished or deleted jobs,
+    uploaded files no job refers to, and unfinished multipart uploads that are stale or whose
+    user is gone. Returns how many objects and uploads went. Deletion removes everything at once
+    (``jobs.delete_all_of_user``, ``jobs.delete``); this catches what a crash in between left,
+    and the bucket's lifecycle rule (incomplete multipart uploads, 2 days) is the last net."""
+    return (_delete_unreferenced_audio(now=now) + delete_orphaned_results(now=now)
+            + delete_orphaned_uploads(now=now))
+
+
+def _delete_unreferenced_audio(*, now: datetime) -> int:
+    """Audio objects that no job refers to any more (the job is gone, or finished and should have
+    dropped its audio). Objects younger than a day are left alone."""
     keys = _old_audio_keys(now=now)
     wanted: dict[int, str] = {}
     orphans = []
@@ -89,6 +104,61 @@ def delete_orphaned_audio(*, now: datetime) -> int:
     orphans.extend(key for key in wanted.values() if key not in referenced)
     storage.delete(orphans)
     return len(orphans)
+
+
+def _job_id_in(key: str, prefix: str) -> int | None:
+    head = key[len(prefix):].split("/", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def delete_orphaned_results(*, now: datetime) -> int:
+    """Objects under ``results/<job>/`` and ``transcripts/<job>/`` older than a day whose job is
+    gone, and result uploads of finished jobs (a runner that uploaded and never submitted, or a
+    late runner). A finished job's own stored result is turned into its transcript files first,
+    should a crash have kept them from being written."""
+    from ..store import jobs as job_store
+    from . import results
+
+    listed = [(o.key, prefix) for prefix in (RESULT_PREFIX, TRANSCRIPT_PREFIX)
+              for o in storage.list_objects(prefix) if now - o.last_modified >= ORPHAN_MIN_AGE]
+    ids = {job_id for key, prefix in listed if (job_id := _job_id_in(key, prefix)) is not None}
+    found = {j.id: j for start in range(0, len(ids), _BATCH_GET)
+             for j in job_store.get_many(sorted(ids)[start:start + _BATCH_GET])}
+    doomed = []
+    for key, prefix in listed:
+        job = found.get(_job_id_in(key, prefix) or -1)
+        if job is None:
+            doomed.append(key)
+        elif prefix == RESULT_PREFIX and job.finish_timestamp is not None:
+            if key == job.result_key:
+                results.ensure_published(job)
+            doomed.append(key)
+    storage.delete(doomed)
+    return len(doomed)
+
+
+def delete_orphaned_uploads(*, now: datetime) -> int:
+    """Direct uploads: unfinished ones older than ``STALE_UPLOAD_AGE`` or of users that are gone
+    (aborted: S3 drops their parts), and completed files older than a day that no job of their
+    user refers to (a crash between completing the upload and writing the job)."""
+    from ..store import jobs as job_store
+
+    pending = storage.multipart_uploads(UPLOAD_PREFIX)
+    objects = [o for o in storage.list_objects(UPLOAD_PREFIX) if now - o.last_modified >= ORPHAN_MIN_AGE]
+    user_ids = {u for u in (_job_id_in(k, UPLOAD_PREFIX) for k in [p.key for p in pending] + [o.key for o in objects])
+                if u is not None}
+    existing = {int(u.id) for start in range(0, len(user_ids), _BATCH_GET)
+                for u in User.batch_get(sorted(user_ids)[start:start + _BATCH_GET], attributes_to_get=["id"])}
+    aborted = 0
+    for upload in pending:
+        if now - upload.initiated >= STALE_UPLOAD_AGE or _job_id_in(upload.key, UPLOAD_PREFIX) not in existing:
+            storage.abort_multipart(upload.key, upload.upload_id)
+            aborted += 1
+    referenced = {j.audio_key for u in {_job_id_in(o.key, UPLOAD_PREFIX) for o in objects} & existing
+                  for j in job_store.of_user(int(u or 0)) if j.audio_key}
+    doomed = [o.key for o in objects if o.key not in referenced]
+    storage.delete(doomed)
+    return aborted + len(doomed)
 
 
 # ------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
 from urllib.parse import quote, unquote
 
@@ -11,12 +12,14 @@ from .. import errors, storage
 from ..schemas.jobs import UploadedPart, UploadPartsResponse, UploadPartUrl, UploadRequest, UploadResponse
 from ..settings import get_settings
 from . import job_settings
-from .jobs import create_job, is_media_type, max_upload_bytes
+from .jobs import SNIFF_BYTES, content_problem, create_job, is_media_type, max_upload_bytes
+
+log = logging.getLogger("wisp.uploads")
 
 MIN_PART_SIZE = 16 * 1024 * 1024
 MAX_PARTS = 10_000
-
-
+PARTS_ROUTE = "GET /api/wisp/uploads/{upload_id}/parts"
+CANCEL_ROUTE = "DELETE /api/wisp/uploads/{upload_id}"
 
 
 def _upload_signature(user_id: int, raw: bytes) -> str:
@@ -59,6 +62,11 @@ def start_upload(user_id: int, request: UploadRequest) -> UploadResponse:
         raise errors.UnsupportedMediaType("The file must have an audio/* or video/* content type")
     if request.size > max_upload_bytes():
         raise errors.PayloadTooLarge(f"Files may be at most {max_upload_bytes()} bytes")
+    limit = get_settings().limits.open_uploads_per_user
+    if len(storage.multipart_uploads(storage.upload_prefix(user_id))) >= limit:
+        raise errors.BadRequest(
+            f"You have {limit} unfinished uploads, the most this server allows per user "
+            f"(limits.open_uploads_per_user); complete or cancel ({CANCEL_ROUTE}) one of them first")
     mib = 1024 * 1024
     part_size = max(MIN_PART_SIZE, math.ceil(request.size / MAX_PARTS / mib) * mib)
     key = storage.new_upload_key(user_id)
@@ -96,13 +104,26 @@ def complete_upload(user_id: int, upload_id: str, parts: list[tuple[int, str]], 
     except Exception as exc:  # noqa: BLE001 - S3 rejects wrong ETags/part lists with a ClientError
         if getattr(exc, "response", None) is None:
             raise
-        raise errors.BadRequest(f"S3 refused to complete the upload: {exc}") from None
+        log.warning("completing upload %s of user %s failed: %s", key, user_id, exc)
+        raise errors.BadRequest(
+            "The upload could not be completed: the part numbers and ETags sent do not match the parts "
+            f"uploaded (each part but the last must be part_size bytes). {PARTS_ROUTE} lists the parts "
+            "stored so far; upload the missing ones and try again") from None
     stored = storage.head(key)
     if stored.size > max_upload_bytes():
         storage.delete([key])
         raise errors.PayloadTooLarge(f"Files may be at most {max_upload_bytes()} bytes")
-    if not is_media_type(stored.content_type):
+    problem = None if is_media_type(stored.content_type) else "The file must have an audio/* or video/* content type"
+    problem = problem or content_problem(storage.head_bytes(key, SNIFF_BYTES))
+    if problem is not None:
         storage.delete([key])
-        raise errors.UnsupportedMediaType("The file must have an audio/* or video/* content type")
+        raise errors.UnsupportedMediaType(problem)
     file_name = unquote(stored.metadata.get("file-name", "")) or "upload"
     return create_job(user_id=user_id, file_name=file_name, audio_key=key, resolved=resolved)
+
+
+def cancel_upload(user_id: int, upload_id: str) -> str:
+    """Abort an unfinished direct upload: S3 drops its parts, and it no longer counts as open."""
+    key, s3_id, _size, _part = _decode_upload_id(user_id, upload_id)
+    storage.abort_multipart(key, s3_id)
+    return "Success"

@@ -5,12 +5,13 @@ entry ``i`` has the sequence number ``first_seq + i`` (its SSE ``id:``), so a cl
 reconnects with ``Last-Event-ID`` gets every later entry. Appending events is one UpdateItem
 (``list_append``); dropping old entries from the front is one conditional UpdateItem that moves
 ``first_seq`` by as many. Each write keeps the numbering consistent on its own, so a reader needs
-one GetItem and sees a consistent log. The item is never deleted: sequence numbers must not restart.
+one GetItem and sees a consistent log. The item lives as long as the account (sequence numbers
+must not restart); account deletion removes it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.attributes import (
     ListAttribute, NumberAttribute, NumberSetAttribute, UnicodeAttribute, UnicodeSetAttribute,
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
 
 # entries are short strings "<epoch seconds> <code> <job id>" (a few bytes: the item's size is
 # what every append and read is billed by)
-_CODES = {"job_created": "c", "job_updated": "u", "job_deleted": "d"}
+CREATED = "job_created"
+_CODES = {CREATED: "c", "job_updated": "u", "job_deleted": "d"}
 _EVENTS = {code: event for event, code in _CODES.items()}
 
 
@@ -97,12 +99,34 @@ def holding(job_id: int, token_hash: str) -> str:
 QUEUE = ""  # the "runner" of a job that waits in the queue (``append_in``'s ``held``/``let_go``)
 
 
-def append(user_id: int, encoded: list[str]) -> Snapshot:
-    """Append entries (one UpdateItem); returns the log right after, whose last entries are ours."""
+class LogFull(Exception):
+    """The log has no room for the entries (``append``'s ``cap``): trim it first."""
+
+
+def _room_for(count: int, cap: int) -> Any:
+    return (EventLog.entries.does_not_exist()) | (size(EventLog.entries) <= cap - count)
+
+
+def append(user_id: int, encoded: list[str], *, cap: int) -> Snapshot:
+    """Append entries (one UpdateItem) on condition that the log then holds at most ``cap``
+    entries (``LogFull`` otherwise: an item never grows past DynamoDB's 400 KB, whatever one
+    request brings); returns the log right after, whose last entries are ours."""
     log = EventLog(user_id)
-    log.update(actions=[EventLog.entries.set((EventLog.entries | []).append(encoded)),
-                        EventLog.first_seq.set(EventLog.first_seq | 1), EventLog.last_at.set(_newest(encoded))])
+    try:
+        log.update(actions=[EventLog.entries.set((EventLog.entries | []).append(encoded)),
+                            EventLog.first_seq.set(EventLog.first_seq | 1), EventLog.last_at.set(_newest(encoded))],
+                   condition=_room_for(len(encoded), cap))
+    except UpdateError as exc:
+        if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+            raise LogFull(user_id) from None
+        raise
     return _snapshot(log)
+
+
+def delete(user_id: int) -> None:
+    """Remove the user's log (account deletion: user ids are never given out again, so its
+    sequence numbers never restart for anyone)."""
+    EventLog(user_id).delete()
 
 
 def _newest(encoded: list[str]) -> int:
@@ -111,20 +135,24 @@ def _newest(encoded: list[str]) -> int:
 
 def append_in(tx: "TransactWrite", user_id: int, encoded: list[str], *, cap: int,
               held: frozenset[tuple[int, str]] = frozenset(),
-              let_go: frozenset[tuple[int, str]] = frozenset()) -> None:
+              let_go: frozenset[tuple[int, str]] = frozenset(), max_waiting: int | None = None) -> None:
     """Append entries as part of the write transaction ``tx``, on condition that the log then
-    holds at most ``cap`` entries (a cancelled transaction tells the caller to trim first).
+    holds at most ``cap`` entries (a cancelled transaction tells the caller to trim first) and,
+    with ``max_waiting``, at most that many of the user's jobs wait in the queue.
 
     ``held`` / ``let_go``: (job id, runner token hash) pairs to add to / remove from ``running``;
     a pair whose runner is ``QUEUE`` adds to / removes from ``waiting`` instead."""
-    room = (EventLog.entries.does_not_exist()) | (size(EventLog.entries) <= cap - len(encoded))
+    room = _room_for(len(encoded), cap)
+    queued = {int(j) for j, r in held if r == QUEUE}
+    if max_waiting is not None and queued:
+        room = room & (EventLog.waiting.does_not_exist() | (size(EventLog.waiting) <= max_waiting - len(queued)))
     actions: list[Action] = [EventLog.entries.set((EventLog.entries | []).append(encoded)),
                              EventLog.first_seq.set(EventLog.first_seq | 1)]
     if encoded:
         actions.append(EventLog.last_at.set(_newest(encoded)))
     runs = {holding(j, r) for j, r in held if r != QUEUE}
     stops = {holding(j, r) for j, r in let_go if r != QUEUE} - runs
-    queues = {int(j) for j, r in held if r == QUEUE}
+    queues = queued
     dequeues = {int(j) for j, r in let_go if r == QUEUE} - queues
     for attribute, add, remove in ((EventLog.running, runs, stops), (EventLog.waiting, queues, dequeues)):
         if add and remove:  # DynamoDB refuses two actions on one path; no change of state needs both

@@ -44,3 +44,8 @@ def default_of(user_id: int) -> JobSettings | None:
 
 def all_of_user(user_id: int) -> list[JobSettings]:
     return list(JobSettings.query(user_id))
+
+
+def count_of_user(user_id: int) -> int:
+    """How many settings records the user has (the default pointer not counted): one COUNT Query."""
+    return int(JobSettings.count(user_id, JobSettings.id > DEFAULT_POINTER))

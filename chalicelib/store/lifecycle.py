@@ -579,3 +579,9 @@ def announce(user_id: int, event: str, job_ids: list[int]) -> None:
     """Append events that no row change carries (one UpdateItem)."""
     transact.publish({int(user_id): [(event, int(j)) for j in job_ids]})
 
+
+def delete_log(user_id: int) -> None:
+    """Remove the user's event log (the account is being deleted; its jobs are gone already)."""
+    from . import events
+
+    events.delete(user_id)

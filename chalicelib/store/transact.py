@@ -22,6 +22,7 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.models import Model
 
 from ..errors import ServiceUnavailable
+from ..settings import get_settings
 from . import events as log_store
 from .base import CONFLICT_ATTEMPTS, conflict_pause, transact_write
 
@@ -30,6 +31,15 @@ TRIM_SLACK_SECONDS = 5 * 60  # old entries are dropped once the oldest is this m
 MAX_ENTRIES = 2000  # and when there are more than this many (~40 KB); a few running jobs make ~100
 
 QUEUE = log_store.QUEUE  # the "holder" of a job that waits in the queue
+
+
+class QueueFull(Exception):
+    """A new job would make more of its owner's jobs wait in the queue than ``limit`` allows."""
+
+    def __init__(self, user_id: int, limit: int) -> None:
+        super().__init__(f"user {user_id}: {limit} jobs queued")
+        self.user_id = user_id
+        self.limit = limit
 
 
 class Cancelled(Exception):
@@ -45,6 +55,12 @@ class _UserLog:
     events: list[tuple[str, int]] = field(default_factory=list)
     held: set[tuple[int, str]] = field(default_factory=set)
     let_go: set[tuple[int, str]] = field(default_factory=set)
+
+    @property
+    def queues_new_job(self) -> bool:
+        """A job created into the queue (not one put back: a requeue must never be refused)."""
+        created = {j for e, j in self.events if e == log_store.CREATED}
+        return any(holder == QUEUE and job_id in created for job_id, holder in self.held)
 
 
 @dataclass
@@ -80,6 +96,7 @@ def run(tx: Tx) -> None:
     """Write ``tx`` as one transaction; ``Cancelled`` (with the failed items' names) if a condition
     did not hold, ``ServiceUnavailable`` (503, nothing written) if conflicts persist."""
     trimmed = False
+    max_waiting = get_settings().limits.queued_jobs_per_user
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
         names = [name for name, *_ in tx.items] + [f"log:{user_id}" for user_id in tx.logs]
         moment = int(time.time())
@@ -90,7 +107,8 @@ def run(tx: Tx) -> None:
                 for user_id, changes in tx.logs.items():
                     log_store.append_in(write, user_id, [log_store.encode(e, j, moment) for e, j in changes.events],
                                         cap=MAX_ENTRIES, held=frozenset(changes.held),
-                                        let_go=frozenset(changes.let_go))
+                                        let_go=frozenset(changes.let_go),
+                                        max_waiting=max_waiting if changes.queues_new_job else None)
             return
         except TransactWriteError as exc:
             codes = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
@@ -105,21 +123,47 @@ def run(tx: Tx) -> None:
             full = [int(name.split(":", 1)[1]) for name, code in failed.items()
                     if name.startswith("log:") and code == "ConditionalCheckFailed"]
             mine = {name for name in failed if not name.startswith("log:")}
-            if mine or trimmed or not full:
+            if mine or not full:
+                raise Cancelled(frozenset(failed)) from None
+            seen = {user_id: log_store.read(user_id, consistent=True) for user_id in full}
+            for user_id, log in seen.items():
+                if tx.logs[user_id].queues_new_job and len(log.waiting) >= max_waiting:
+                    raise QueueFull(user_id, max_waiting) from None
+            if trimmed:
                 raise Cancelled(frozenset(failed)) from None
             trimmed = True
-            for user_id in full:
-                trim_log(user_id, log_store.read(user_id, consistent=True), force_room=len(tx.logs[user_id].events))
+            for user_id, log in seen.items():
+                trim_log(user_id, log, force_room=len(tx.logs[user_id].events))
     raise ServiceUnavailable()
 
 
+PUBLISH_CHUNK = MAX_ENTRIES // 4  # entries one publishing UpdateItem appends at most
+
+
 def publish(by_user: dict[int, list[tuple[str, int]]]) -> None:
-    """Events that change no job row (deletions): one UpdateItem per user, then a trim when due."""
+    """Events that change no job row (deletions): one UpdateItem per user (per ``PUBLISH_CHUNK``
+    events), then a trim when due.
+
+    Each append is conditional on the log's room (``MAX_ENTRIES``), and a full log is trimmed
+    before the next try, so the item stays far below DynamoDB's 400 KB however many events one
+    request brings (a deletion of 20,000 jobs once wrote an item no later write could update)."""
     moment = int(time.time())
     for user_id, found in by_user.items():
-        if found:
-            log = log_store.append(user_id, [log_store.encode(event, job_id, moment) for event, job_id in found])
-            trim_log(user_id, log)
+        encoded = [log_store.encode(event, job_id, moment) for event, job_id in found]
+        for start in range(0, len(encoded), PUBLISH_CHUNK):
+            _append_with_room(user_id, encoded[start:start + PUBLISH_CHUNK])
+
+
+def _append_with_room(user_id: int, encoded: list[str]) -> None:
+    for _attempt in range(CONFLICT_ATTEMPTS):
+        try:
+            log = log_store.append(user_id, encoded, cap=MAX_ENTRIES)
+        except log_store.LogFull:
+            trim_log(user_id, log_store.read(user_id, consistent=True), force_room=len(encoded))
+            continue
+        trim_log(user_id, log)
+        return
+    raise ServiceUnavailable()
 
 
 def trim_log(user_id: int, log: log_store.Snapshot, *, force_room: int = 0) -> None:

@@ -13,6 +13,7 @@ Threads:
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import tempfile
 import threading
@@ -43,6 +44,15 @@ from .render import render_all
 from .settings import RunnerConfig
 
 log = logging.getLogger(__name__)
+
+# an absolute local path (a temporary file, the model directory), not the path of a URL
+_LOCAL_PATH = re.compile(r"(?<![\w/:.])(?!/api/)(?:/[\w.@+-]+){2,}/?")
+
+
+def without_local_paths(message: str) -> str:
+    """``message`` with absolute file paths replaced by "<file>" (error texts of libraries name
+    the runner's temporary files; they mean nothing to the user and tell about the host)."""
+    return _LOCAL_PATH.sub("<file>", message)
 
 POLL = 0.05  # seconds; how often the main thread looks at its events
 LONG_POLL_SPACING = 1.0  # s; long-polls answered early without a job are not repeated faster than this
@@ -459,13 +469,13 @@ class Runner:
             return
         if error is not None:
             log.error("job %s: transcription crashed", job_id, exc_info=error)
-            self._submit_error(job_id, f"transcription failed: {type(error).__name__}: {error}")
+            self._submit_error(job_id, f"transcription failed on the runner ({type(error).__name__})")
             return
         try:
             transcript = render_all(outcome["transcript"], settings.alignment)
         except Exception as exc:  # noqa: BLE001
             log.exception("job %s: rendering failed", job_id)
-            self._submit_error(job_id, f"could not render the transcript: {exc}")
+            self._submit_error(job_id, f"could not render the transcript ({type(exc).__name__})")
             return
         control.set_progress(100)
         self._keep_trying("submitting the transcript", lambda: self.client.submit_result(
@@ -474,7 +484,9 @@ class Runner:
 
     def _submit_error(self, job_id: Any, message: str) -> None:
         """Report the job as failed with `message`, if the backend still lets us. A refusal (400: not
-        ours or not in process any more, 405, or another 4xx) drops the job: go on to the next one."""
+        ours or not in process any more, 405, or another 4xx) drops the job: go on to the next one.
+        Local file paths are cut from the message: the user sees it, the runner's log keeps them."""
+        message = without_local_paths(message)
         try:
             self._keep_trying("reporting the failure", lambda: self.client.submit_result(error_msg=message))
             log.info("job %s: failed: %s", job_id, message)

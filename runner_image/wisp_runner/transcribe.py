@@ -169,7 +169,7 @@ class WhisperTranscriber:
                     get_vad_model()  # Silero VAD (ONNX), loaded once per process, with the model
                 except Exception as exc:  # noqa: BLE001 — reported to the user, logged in full
                     log.exception("loading model %s failed", name)
-                    raise JobFailed(f"could not load model '{name}' on this runner: {exc}") from exc
+                    raise JobFailed(f"could not load model '{name}' on this runner") from exc
                 self.load_seconds[name] = time.perf_counter() - started
                 log.info("loaded model %s in %.1f s", name, self.load_seconds[name])
             return self._models[name]
@@ -184,7 +184,10 @@ class WhisperTranscriber:
         try:
             audio = decode_audio(str(audio_path), sampling_rate=SAMPLE_RATE)
         except Exception as exc:  # noqa: BLE001 — PyAV raises many types for bad input
-            raise JobFailed(f"The audio could not be decoded: {exc}") from exc
+            # PyAV's text names the runner's temporary file: logged here, not sent to the user
+            log.warning("decoding %s failed: %s", audio_path, exc)
+            raise JobFailed("The audio could not be decoded: the file is damaged or in a format this "
+                            "runner cannot read") from exc
         return self.transcribe_array(audio, settings, control, model=model)
 
     def transcribe_array(

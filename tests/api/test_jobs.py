@@ -85,7 +85,7 @@ def test_submit_job_errors(api):
     assert r.status_code in (400, 422)
     # not audio/video
     for bad in ("text/plain", "application/octet-stream", "audio"):
-        assert submit(api, person.token, content_type=bad).status_code == 415, bad
+        assert submit(api, person.token, content_type=bad, data=b"not audio at all").status_code == 415, bad
     raw, ctype = multipart(b"just some text", content_type=None)
     r = api.post("/api/jobs/submit_job", body=raw, headers={"Content-Type": ctype}, token=person.token)
     assert r.status_code == 415
@@ -142,7 +142,7 @@ def test_submit_job_unlabelled_part_is_judged_by_its_content(api, filename, part
 
 def test_submit_job_unlabelled_part_that_is_not_media_is_415(api):
     person = make_user()
-    for data, found in ((b"%PDF-1.7\n" + b"x" * 100, "application/pdf"), (b"plain words", "no audio or video format"),
+    for data, found in ((b"%PDF-1.7\n" + b"x" * 100, "application/pdf"), (b"plain words", "is text"),
                         (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "image/png")):
         raw, ctype = multipart(data, filename="talk.wav", content_type="application/octet-stream")
         r = api.post("/api/jobs/submit_job", body=raw, headers={"Content-Type": ctype}, token=person.token)

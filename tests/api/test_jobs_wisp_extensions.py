@@ -9,7 +9,7 @@ from chalicelib import aws, storage
 from chalicelib.services import jobs as job_service
 from chalicelib.services import uploads
 from chalicelib.settings import environment
-from tests.jobs_support import TRANSCRIPT, RunnerClient, make_runner, make_user, submit  # noqa: F401
+from tests.jobs_support import TRANSCRIPT, WAV, RunnerClient, make_runner, make_user, submit, tiny_wav  # noqa: F401
 from tests.support import body
 
 
@@ -36,7 +36,7 @@ def _put_parts(started, data: bytes, only: set[int] | None = None) -> list[dict]
 def test_direct_upload_resumes_and_creates_a_job(api, monkeypatch):
     monkeypatch.setattr(uploads, "MIN_PART_SIZE", 5 * 1024 * 1024)
     person = make_user()
-    data = b"O" * (5 * 1024 * 1024) + b"ggS tail"
+    data = b"OggS\x00\x02" + b"\x00\x01" * (5 * 1024 * 1024 // 2)  # an Ogg page header, then binary
     started = _upload(api, person.token, data)
     assert started["part_size"] == 5 * 1024 * 1024 and [p["part_number"] for p in started["parts"]] == [1, 2]
     assert started["key"].startswith(f"uploads/{person.user.id}/")
@@ -81,8 +81,8 @@ def test_direct_upload_errors(api, monkeypatch):
     assert r.status_code == 413
     r = api.post("/api/wisp/uploads", json={"file_name": "a.wav", "content_type": "audio/wav"}, token=owner.token)
     assert r.status_code == 422 and body(r)["detail"][0]["loc"] == ["body", "size"]
-    started = _upload(api, owner.token, b"abc", content_type="audio/wav")
-    parts = _put_parts(started, b"abc")
+    started = _upload(api, owner.token, tiny_wav(20), content_type="audio/wav")  # under the 100 bytes set above
+    parts = _put_parts(started, tiny_wav(20))
     upload = started["upload_id"]
     # another user cannot see or complete it; garbage ids are 400
     assert api.get(f"/api/wisp/uploads/{upload}/parts", token=other.token).status_code == 400
@@ -101,8 +101,8 @@ def test_direct_upload_errors(api, monkeypatch):
 
 def test_completed_upload_larger_than_allowed_is_deleted(api, monkeypatch):
     person = make_user()
-    started = _upload(api, person.token, b"x" * 50, content_type="audio/wav")
-    parts = _put_parts(started, b"x" * 50)
+    started = _upload(api, person.token, WAV, content_type="audio/wav")
+    parts = _put_parts(started, WAV)
     monkeypatch.setenv(job_service.ENV_MAX_UPLOAD, "10")
     r = api.post(f"/api/wisp/uploads/{started['upload_id']}/complete", json={"parts": parts}, token=person.token)
     assert r.status_code == 413
@@ -117,7 +117,7 @@ def test_transcript_url_marks_downloaded_and_serves_the_file(api):
     runner.register()
     assert runner.call("POST", "/api/wisp/runners/result_upload").status_code == 400  # not in process yet
     url = body(runner.call("POST", "/api/wisp/runners/audio_url"))["url"]
-    assert requests.get(url, timeout=10).content == b"fake audio"
+    assert requests.get(url, timeout=10).content == WAV
     [info] = body(api.get("/api/jobs/info", query={"job_ids": job_id}, token=person.token))
     assert info["step"] == "runner_in_progress"  # audio_url marks the job in process
     runner.result(transcript=TRANSCRIPT)

@@ -6,9 +6,11 @@ import pytest
 from chalicelib.services import protocol
 from chalicelib.store import runners as runner_store
 from chalicelib.services import events, tokens
-from tests.jobs_support import TRANSCRIPT, RUNNER_INFO, RunnerClient, make_runner, make_user, submit  # noqa: F401
+from tests.jobs_support import TRANSCRIPT, RUNNER_INFO, RunnerClient, make_runner, make_user, submit, tiny_wav  # noqa: F401
 from tests.factories import LeaseClock
 from tests.support import body
+
+FIRST_AUDIO = tiny_wav(7)  # audio the runner gets back byte for byte
 
 
 @pytest.fixture
@@ -85,15 +87,15 @@ def test_full_job_cycle_with_email_notification(api, runner, monkeypatch):
     person = make_user()
     settings_id = body(api.post("/api/jobs/submit_settings", json={"email_notification": True, "language": "de"},
                                 token=person.token))
-    first = body(submit(api, person.token, settings_id=settings_id, data=b"first audio", content_type="video/webm"))
+    first = body(submit(api, person.token, settings_id=settings_id, data=FIRST_AUDIO, content_type="video/webm"))
     second = body(submit(api, person.token, settings_id=settings_id))
 
     assert body(runner.heartbeat()) == {"abort": False, "job_assigned": True}
     info = body(runner.job_info())
     assert info["id"] == first and info["settings"]["language"] == "de"
     audio = runner.audio()
-    assert audio.status_code == 200 and audio.body == b"first audio" and audio.headers["Content-Type"] == "video/webm"
-    assert runner.audio().body == b"first audio"  # repeatable
+    assert audio.status_code == 200 and audio.body == FIRST_AUDIO and audio.headers["Content-Type"] == "video/webm"
+    assert runner.audio().body == FIRST_AUDIO  # repeatable
     assert body(runner.heartbeat(12.5)) == {"abort": False, "job_assigned": True}
     assert body(runner.result(transcript=TRANSCRIPT)) == "Success"
     assert sent == [("ok", person.user.email, first, "talk.wav")]
@@ -285,7 +287,7 @@ def test_progress_reported_before_the_audio_is_fetched_is_ignored(api, runner):
 
 
 def test_retrieve_job_audio_too_large_names_the_extension(api, runner, monkeypatch):
-    submit(api, make_user().token, data=b"x" * 100)
+    submit(api, make_user().token, data=tiny_wav(100))
     monkeypatch.setattr(protocol, "MAX_INLINE_AUDIO_BYTES", 50)
     r = runner.audio()
     assert r.status_code == 413 and "/api/wisp/runners/audio_url" in body(r)["detail"]

@@ -10,7 +10,7 @@ from chalicelib.store.lifecycle import Outcome
 from chalicelib.store import jobs as job_store
 from chalicelib.store import runners as runner_store
 from chalicelib.store.jobs import Job
-from tests.jobs_support import RUNNER_INFO, make_user  # noqa: F401
+from tests.jobs_support import RUNNER_INFO, WAV, make_user  # noqa: F401
 
 
 def _online_runner(priority: int = 100) -> runner_store.RunnerRecord:
@@ -21,7 +21,7 @@ def _online_runner(priority: int = 100) -> runner_store.RunnerRecord:
 
 
 def _queued_job(user_id: int) -> job_store.JobRecord:
-    job_id = jobs.submit_job(user_id=user_id, file_name="a.wav", content_type="audio/wav", data=b"x",
+    job_id = jobs.submit_job(user_id=user_id, file_name="a.wav", content_type="audio/wav", data=WAV,
                              settings_id=None)
     return job_store.get(job_id)
 
@@ -71,7 +71,7 @@ def test_settings_snapshot_travels_with_the_job():
     from chalicelib.schemas.jobs import JobSettingsRequest
 
     settings_id = job_settings.submit(person.user.id, JobSettingsRequest(model="turbo"), is_new_default=False)
-    job_id = jobs.submit_job(user_id=person.user.id, file_name="a.wav", content_type="audio/wav", data=b"x",
+    job_id = jobs.submit_job(user_id=person.user.id, file_name="a.wav", content_type="audio/wav", data=WAV,
                              settings_id=settings_id)
     runner = _online_runner()
     info = protocol.job_info(leases.RunnerPrincipal(runner_store.get(runner.token_hash)))

@@ -14,7 +14,7 @@ from chalicelib.schemas.runners import RunnerRegisterRequest
 from chalicelib.services import admin, jobs, leases, protocol, tokens
 from chalicelib.store import runners as runner_store
 from chalicelib.store.jobs import Job
-from tests.jobs_support import RUNNER_INFO, TRANSCRIPT, make_user, serialise_moto_dynamodb  # noqa: F401
+from tests.jobs_support import RUNNER_INFO, TRANSCRIPT, WAV, make_user, serialise_moto_dynamodb  # noqa: F401
 
 RUNNERS = 20
 JOBS = 200
@@ -70,7 +70,7 @@ def test_concurrent_submits_and_runners_assign_each_job_exactly_once(atomic_moto
         try:
             for _ in range(JOBS // SUBMITTERS):
                 job_id = jobs.submit_job(user_id=person.user.id, file_name="a.wav", content_type="audio/wav",
-                                         data=b"x", settings_id=None)
+                                         data=WAV, settings_id=None)
                 with lock:
                     submitted.append(job_id)
         except BaseException as exc:  # noqa: BLE001
