@@ -14,21 +14,30 @@ Steps (all offline):
 4. ``chalice package`` once to learn which functions (API, schedules) and roles Chalice generates.
 5. Generate <out>/merge.json: the base template, one DynamoDB table per model in
    ``chalicelib.store.ALL_MODELS`` (through ``bootstrap.table_resources()``), the environment, VPC
-   settings and log group of every function, the backend policy's table ARNs and role list, and the
-   scaling steps.
+   settings and log group of every function, the backend policy's table ARNs and role list, the
+   runner-scaling policy's roles (API and sweeper), the API's throttling and reserved concurrency.
 6. ``chalice package --merge-template`` → <out>/package/sam.json + deployment.zip.
-7. Write <out>/parameters.json, the stack parameters for infra/deploy.py.
+7. Compile the bundle's Python files to bytecode inside deployment.zip (Lambda's /var/task is
+   read-only, so without it every cold start compiles every module it imports).
+8. Write <out>/parameters.json, the stack parameters for infra/deploy.py.
+
+A stage needs no entry in .chalice/config.json: the staged copy gets one (with a policy file that
+lets the functions write their own log streams) when the source tree has none.
 
 ``--no-deps`` packages without requirements.txt (no network needed; for CI checks only).
 """
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
+import py_compile
 import shutil
 import subprocess
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +50,14 @@ API_STAGE = "api"  # .chalice/config.json api_gateway_stage; the template's URLs
 CONFIG_IN_PACKAGE = "wisp-config.yml"  # vendor/ files land in /var/task
 LAMBDA_CONFIG_PATH = f"/var/task/{CONFIG_IN_PACKAGE}"
 BUILD_TABLE_PREFIX = "wisp"  # only for logical ids; deployed tables are named "<stack name>-<table>"
-SCALING_STEP_CEILING = 32  # = MaxRunners' MaxValue in template.yaml
+LAMBDA_PYTHON = (3, 11)  # the functions' runtime (.chalice/config.json has no override): the bytecode's version
+API_FUNCTION = "APIHandler"
+# Functions whose roles may set the runner service's desired count (WispRunnerScalingPolicy).
+SCALING_FUNCTIONS = (API_FUNCTION, "SweepRunners")
+ADMIN_PASSWORD_ENV = "WISP_ADMIN_PASSWORD"
 
-# Lambda environment: chalicelib/settings.py and services/queue_metrics.py read these.
+# Lambda environment: chalicelib/settings.py and services/queue_metrics.py read these. No secret
+# value is ever here (lambda:GetFunctionConfiguration shows them): secrets are named by ARN.
 FUNCTION_ENVIRONMENT: dict[str, Any] = {
     "WISP_SECRET_KEY_ARN": {"Ref": "SecretKeySecret"},
     "WISP_TABLE_PREFIX": {"Ref": "AWS::StackName"},
@@ -52,16 +66,53 @@ FUNCTION_ENVIRONMENT: dict[str, Any] = {
     "WISP_STAGE": {"Ref": "StageName"},
     "WISP_MAX_RUNNERS": {"Ref": "MaxRunners"},
     "WISP_JOBS_PER_RUNNER": {"Ref": "JobsPerRunner"},
+    "WISP_IDLE_MINUTES": {"Ref": "IdleMinutes"},
+    "WISP_GPU_HOURS_PER_DAY": {"Ref": "RunnerDailyGpuHourBudget"},
+    # the ECS service whose desired count the backend sets (names fixed in template.yaml)
+    "WISP_RUNNER_CLUSTER": {"Fn::Sub": "${AWS::StackName}-runners"},
+    "WISP_RUNNER_SERVICE": {"Fn::Sub": "${AWS::StackName}-runner"},
+    "WISP_SES_CONFIGURATION_SET": {"Ref": "MailConfigurationSet"},
     # referenced with !ENV by the generated operator configuration
     "WISP_CLIENT_URL": {"Ref": "ClientUrl"},
     "WISP_SENDER_EMAIL": {"Ref": "SenderEmail"},
-    "WISP_ADMIN_PASSWORD": {"Ref": "AdminPassword"},
+    # ${WISP_ADMIN_PASSWORD} in the configuration: the value is read from this secret
+    f"{ADMIN_PASSWORD_ENV}_SECRET_ARN": {"Ref": "AdminPasswordSecret"},
 }
 
-# Stage-file key → (stack parameter, how to render it)
+# checkov findings on the generated resources, each with the reason it does not apply.
+GENERATED_CHECKOV_SKIPS: dict[str, list[tuple[str, str]]] = {
+    "function": [
+        ("CKV_AWS_116", "API calls are synchronous; a failed schedule run is retried by the next one and alarms (SweeperErrorsAlarm)"),
+        ("CKV_AWS_173", "the environment holds names and ARNs only, never a secret; Lambda encrypts it at rest"),
+    ],
+    "scheduled": [
+        ("CKV_AWS_115", "one invocation per schedule tick; reserved concurrency would take from the account's unreserved pool"),
+    ],
+    "api": [
+        ("CKV_AWS_73", "X-Ray is not used; the functions log every error"),
+        ("CKV_AWS_76", "access logs need the account-wide API Gateway CloudWatch role, which a stage must not own"),
+        ("CKV_AWS_120", "responses are per user and never cached"),
+    ],
+    "table": [
+        ("CKV_AWS_119", "encrypted at rest with the AWS managed key; a customer key adds no control over who reads the table"),
+    ],
+}
+
+# Stage-file key → stack parameter
 STAGE_PARAMETERS: dict[str, str] = {
     "client_url": "ClientUrl",
     "sender_email": "SenderEmail",
+    "mail_identity": "MailIdentity",
+    "alert_email": "AlertEmail",
+    "queued_job_alarm_seconds": "QueuedJobAlarmSeconds",
+    "gpu_hours_per_day": "RunnerDailyGpuHourBudget",
+    "warm_pool_size": "RunnerWarmPoolSize",
+    "preload_models": "RunnerPreloadModels",
+    "runner_vpc_endpoints": "RunnerVpcEndpoints",
+    "runner_route_table_ids": "RunnerRouteTableIds",
+    "api_throttle_rate": "ApiThrottleRateLimit",
+    "api_throttle_burst": "ApiThrottleBurstLimit",
+    "api_reserved_concurrency": "ApiReservedConcurrency",
     "gpu_instance_type": "GpuInstanceType",
     "max_runners": "MaxRunners",
     "jobs_per_runner": "JobsPerRunner",
@@ -147,7 +198,7 @@ def check_frontend_keys(path: Path, data: dict[str, Any]) -> None:
 
 
 def stack_parameters(stage: str, stage_file: dict[str, Any]) -> dict[str, str]:
-    """Stack parameters (CloudFormation strings) from the stage file. AdminPassword is never here."""
+    """Stack parameters (CloudFormation strings) from the stage file (never the admin password)."""
     params = {"StageName": stage}
     for key, name in STAGE_PARAMETERS.items():
         if key not in stage_file or stage_file[key] is None:
@@ -206,7 +257,7 @@ def validate_config(text: str, source: str, stage_file: dict[str, Any]) -> None:
     placeholders = {
         "WISP_CLIENT_URL": str(stage_file.get("client_url", "https://wisp.invalid/#")),
         "WISP_SENDER_EMAIL": str(stage_file.get("sender_email", "wisp@wisp.invalid")),
-        "WISP_ADMIN_PASSWORD": "x" * 16,  # the real one is the AdminPassword stack parameter
+        "WISP_ADMIN_PASSWORD": "x" * 16,  # the real one is in the AdminPasswordSecret secret
         "WISP_SECRET_KEY": "0" * 64,  # the real one comes from Secrets Manager
     }
     saved = {name: os.environ.get(name) for name in placeholders}
@@ -228,7 +279,7 @@ def validate_config(text: str, source: str, stage_file: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def stage_project(app_dir: Path, config_text: str, *, with_deps: bool) -> None:
+def stage_project(app_dir: Path, config_text: str, *, stage: str, with_deps: bool) -> None:
     """Copy what Chalice packages into ``app_dir``, plus the configuration as vendor/."""
     if app_dir.exists():
         shutil.rmtree(app_dir)
@@ -245,6 +296,28 @@ def stage_project(app_dir: Path, config_text: str, *, with_deps: bool) -> None:
     )
     (app_dir / "vendor").mkdir(exist_ok=True)
     (app_dir / "vendor" / CONFIG_IN_PACKAGE).write_text(config_text, encoding="utf-8")
+    add_chalice_stage(app_dir / ".chalice", stage)
+
+
+def add_chalice_stage(chalice_dir: Path, stage: str) -> None:
+    """Give the staged copy a Chalice stage ``stage`` when the source tree has none.
+
+    Its policy lets each function write its own log streams, as policy-prod.json does; the data
+    permissions are the template's WispBackendPolicy.
+    """
+    config_path = chalice_dir / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    stages = config.setdefault("stages", {})
+    if stage in stages:
+        return
+    policy_name = f"policy-{stage}.json"
+    stages[stage] = {"iam_policy_file": policy_name}
+    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Sid": "OwnLogStreams", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": f"arn:aws:logs:*:*:log-group:/aws/lambda/{stack_name(stage)}-*:*",
+    }]}
+    (chalice_dir / policy_name).write_text(json.dumps(policy, indent=2) + "\n", encoding="utf-8")
 
 
 def chalice_env(region: str, config_path: Path) -> dict[str, str]:
@@ -309,21 +382,6 @@ def table_resources() -> dict[str, dict[str, Any]]:
     return tables
 
 
-def scale_out_steps(ceiling: int = SCALING_STEP_CEILING) -> list[dict[str, Any]]:
-    """ExactCapacity steps: a DesiredRunners value n (alarm threshold 1) sets n tasks.
-
-    Bounds are relative to the threshold, so [n-1, n) holds the value n; the service's MaxCapacity
-    (MaxRunners) caps whatever the steps ask for.
-    """
-    steps: list[dict[str, Any]] = []
-    for n in range(1, ceiling + 1):
-        step: dict[str, Any] = {"MetricIntervalLowerBound": n - 1, "ScalingAdjustment": n}
-        if n < ceiling:
-            step["MetricIntervalUpperBound"] = n
-        steps.append(step)
-    return steps
-
-
 def merge_template(base: dict[str, Any], functions: dict[str, str | None],
                    tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
     template = json.loads(json.dumps(base))  # deep copy
@@ -347,30 +405,99 @@ def merge_template(base: dict[str, Any], functions: dict[str, str | None],
         for arn in ({"Fn::GetAtt": [logical, "Arn"]}, {"Fn::Sub": f"${{{logical}.Arn}}/index/*"})
     ]
 
+    missing = [name for name in SCALING_FUNCTIONS if not functions.get(name)]
+    if missing:
+        raise BuildError(f"chalice package has no function (with its own role) named {', '.join(missing)}")
+    scaling = resources["WispRunnerScalingPolicy"]["Properties"]
+    scaling["Roles"] = [{"Ref": functions[name]} for name in SCALING_FUNCTIONS]
+
     for function in sorted(functions):
-        resources[function] = {
-            "Properties": {
-                "Environment": {"Variables": dict(FUNCTION_ENVIRONMENT)},
-                "VpcConfig": {
-                    "Fn::If": [
-                        "LambdaInVpc",
-                        {"SubnetIds": {"Ref": "LambdaSubnetIds"}, "SecurityGroupIds": {"Ref": "LambdaSecurityGroupIds"}},
-                        {"Ref": "AWS::NoValue"},
-                    ]
-                },
-            }
+        properties: dict[str, Any] = {
+            "Environment": {"Variables": dict(FUNCTION_ENVIRONMENT)},
+            "VpcConfig": {
+                "Fn::If": [
+                    "LambdaInVpc",
+                    {"SubnetIds": {"Ref": "LambdaSubnetIds"}, "SecurityGroupIds": {"Ref": "LambdaSecurityGroupIds"}},
+                    {"Ref": "AWS::NoValue"},
+                ]
+            },
         }
+        skips = GENERATED_CHECKOV_SKIPS["function"]
+        if function == API_FUNCTION:
+            # a ceiling (and a guarantee) for the API: a flood of logins cannot run up the bill
+            properties["ReservedConcurrentExecutions"] = {
+                "Fn::If": ["WithReservedConcurrency", {"Ref": "ApiReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+            }
+        else:
+            skips = skips + GENERATED_CHECKOV_SKIPS["scheduled"]
+        resources[function] = {"Properties": properties, "Metadata": checkov_skips(skips)}
         resources[f"{function}LogGroup"] = {
             "Type": "AWS::Logs::LogGroup",
             "Properties": {
                 "LogGroupName": {"Fn::Sub": f"/aws/lambda/${{{function}}}"},
                 "RetentionInDays": {"Ref": "LogRetentionDays"},
+                "KmsKeyId": {"Fn::GetAtt": ["DataKey", "Arn"]},
             },
         }
 
-    scale_out = resources["RunnerScaleOutPolicy"]["Properties"]["StepScalingPolicyConfiguration"]
-    scale_out["StepAdjustments"] = scale_out_steps()
+    # Stage-wide throttling in front of the API (a 429 costs no Lambda time). Chalice names the API
+    # RestAPI; the SAM transform applies MethodSettings to its stage.
+    resources["RestAPI"] = {
+        "Properties": {
+            "MethodSettings": [{
+                "ResourcePath": "/*", "HttpMethod": "*",
+                "ThrottlingRateLimit": {"Ref": "ApiThrottleRateLimit"},
+                "ThrottlingBurstLimit": {"Ref": "ApiThrottleBurstLimit"},
+            }],
+        },
+        "Metadata": checkov_skips(GENERATED_CHECKOV_SKIPS["api"]),
+    }
+    for logical in tables:
+        resources[logical]["Metadata"] = checkov_skips(GENERATED_CHECKOV_SKIPS["table"])
     return template
+
+
+def checkov_skips(skips: list[tuple[str, str]]) -> dict[str, Any]:
+    return {"checkov": {"skip": [{"id": check, "comment": why} for check, why in skips]}}
+
+
+# --------------------------------------------------------------------------------------------
+# Bytecode
+# --------------------------------------------------------------------------------------------
+
+
+def compile_bundle(bundle: Path) -> int:
+    """Add ``__pycache__/*.pyc`` for every module in the zip; returns how many were compiled.
+
+    Unchecked hash-based .pyc: Python loads them without comparing them with the source's mtime
+    (the zip's times need not survive Lambda's unpacking), which is right for a bundle that is
+    never edited in place. They must match the runtime's Python version.
+    """
+    if sys.version_info[:2] != LAMBDA_PYTHON:
+        raise BuildError(f"the Lambda runtime is Python {'.'.join(map(str, LAMBDA_PYTHON))}: "
+                         f"run the build with that version (this is {sys.version.split()[0]})")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "bundle"
+        with zipfile.ZipFile(bundle) as zf:
+            entries = zf.infolist()
+            zf.extractall(root)
+        compileall.compile_dir(root, quiet=2, workers=1, ddir=".",
+                               invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        compiled = sorted(p for p in root.rglob("*.pyc") if p.parent.name == "__pycache__")
+        known = {e.filename for e in entries}
+        rewritten = bundle.with_suffix(".tmp")
+        with zipfile.ZipFile(rewritten, "w", zipfile.ZIP_DEFLATED) as out:
+            for entry in entries:
+                out.writestr(entry, (root / entry.filename).read_bytes() if not entry.is_dir() else b"")
+            for pyc in compiled:
+                name = pyc.relative_to(root).as_posix()
+                if name not in known:
+                    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                    info.external_attr = 0o644 << 16
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    out.writestr(info, pyc.read_bytes())
+        rewritten.replace(bundle)
+    return len(compiled)
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,6 +508,7 @@ def merge_template(base: dict[str, Any], functions: dict[str, str | None],
 def build(*, stage: str, stage_file_path: Path, out: Path, config_path: Path | None, with_deps: bool) -> Path:
     """Build the stage; returns the path of the packaged template (<out>/package/sam.json)."""
     stage_file = load_stage_file(stage_file_path)
+    out = out.resolve()  # chalice resolves a relative path against its project folder, not ours
     region = str(stage_file.get("region") or os.environ.get("AWS_DEFAULT_REGION") or "eu-central-1")
 
     config_source = config_path or (Path(stage_file["config_file"]) if stage_file.get("config_file") else None)
@@ -410,11 +538,9 @@ def build(*, stage: str, stage_file_path: Path, out: Path, config_path: Path | N
     chalice_config = json.loads((ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
     if chalice_config.get("api_gateway_stage") != API_STAGE:
         raise BuildError(f".chalice/config.json: api_gateway_stage must be {API_STAGE!r} (template URLs use it)")
-    if not (ROOT / ".chalice" / f"policy-{stage}.json").exists():
-        raise BuildError(f".chalice/policy-{stage}.json is missing: copy policy-prod.json and add the stage to config.json")
 
     app_dir = out / "app"
-    stage_project(app_dir, config_text, with_deps=with_deps)
+    stage_project(app_dir, config_text, stage=stage, with_deps=with_deps)
     first = run_chalice(app_dir, stage, out / "discover", env)
     functions = chalice_functions(first)
     shutil.rmtree(out / "discover")
@@ -425,9 +551,13 @@ def build(*, stage: str, stage_file_path: Path, out: Path, config_path: Path | N
     merge_path.write_text(json.dumps(merged, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
     run_chalice(app_dir, stage, out / "package", env, merge=merge_path)
+    compile_bundle(out / "package" / "deployment.zip")
     (out / "parameters.json").write_text(
         json.dumps({"StackName": stack_name(stage), "Region": region,
                     "ArtifactBucket": stage_file.get("artifact_bucket"),
+                    # deploy.py: the first deploy needs WISP_ADMIN_PASSWORD when the configuration uses it
+                    "AdminPasswordSecretName": f"{stack_name(stage)}/admin-password",
+                    "AdminPasswordRequired": ("${" + ADMIN_PASSWORD_ENV) in config_text,
                     "Parameters": stack_parameters(stage, stage_file)}, indent=2) + "\n",
         encoding="utf-8",
     )

@@ -17,7 +17,9 @@ from chalicelib.services import queue_metrics
 from .conftest import ROOT, run_build
 
 ENV_NAMES = ("WISP_CONFIG", "WISP_SECRET_KEY_ARN", "WISP_TABLE_PREFIX", "WISP_BUCKET", "WISP_KMS_KEY_ID",
-             "WISP_STAGE", "WISP_MAX_RUNNERS", "WISP_JOBS_PER_RUNNER")
+             "WISP_STAGE", "WISP_MAX_RUNNERS", "WISP_JOBS_PER_RUNNER", "WISP_IDLE_MINUTES", "WISP_GPU_HOURS_PER_DAY",
+             "WISP_RUNNER_CLUSTER", "WISP_RUNNER_SERVICE", "WISP_ADMIN_PASSWORD_SECRET_ARN",
+             "WISP_SES_CONFIGURATION_SET")
 # Calls that AWS only grants on Resource "*"; anything else must name its resources.
 RESOURCELESS_ACTIONS = {
     "ecs:DiscoverPollEndpoint", "ecr:GetAuthorizationToken", "cloudwatch:PutMetricData",
@@ -38,6 +40,9 @@ def test_package_has_the_api_function_with_its_environment(sam, built):
         assert set(ENV_NAMES) <= set(variables), name
         assert variables["WISP_CONFIG"] == "/var/task/wisp-config.yml"
         assert variables["WISP_SECRET_KEY_ARN"] == {"Ref": "SecretKeySecret"}
+        # no secret value in a function's environment (lambda:GetFunctionConfiguration shows it)
+        assert "WISP_ADMIN_PASSWORD" not in variables and "WISP_SECRET_KEY" not in variables
+        assert variables["WISP_ADMIN_PASSWORD_SECRET_ARN"] == {"Ref": "AdminPasswordSecret"}
         assert f"{name}LogGroup" in sam["Resources"]
     with zipfile.ZipFile(built / "package" / "deployment.zip") as zf:
         names = set(zf.namelist())
@@ -62,11 +67,16 @@ def test_every_model_has_its_table(sam):
         assert table["DeletionPolicy"] == "Retain"
 
 
+def _unless(node: dict) -> dict:
+    """The statement or policy of a conditional one ([condition, it, NoValue])."""
+    return node["Fn::If"][1] if "Fn::If" in node else node
+
+
 def _statements(sam: dict):
     for name, res in sam["Resources"].items():
         props = res.get("Properties", {})
         if res["Type"] == "AWS::IAM::Role":
-            docs = [p["PolicyDocument"] for p in props.get("Policies", [])]
+            docs = [_unless(p)["PolicyDocument"] for p in props.get("Policies", [])]
             assert not props.get("ManagedPolicyArns"), f"{name}: managed policies are not hand-written"
         elif res["Type"] == "AWS::IAM::Policy":
             docs = [props["PolicyDocument"]]
@@ -74,9 +84,7 @@ def _statements(sam: dict):
             continue
         for doc in docs:
             for st in doc["Statement"]:
-                if "Fn::If" in st:  # conditional statement: [condition, statement, NoValue]
-                    st = st["Fn::If"][1]
-                yield name, st
+                yield name, _unless(st)
 
 
 def test_iam_names_every_action_and_resource(sam):
@@ -92,6 +100,52 @@ def test_iam_names_every_action_and_resource(sam):
     assert seen >= 10
 
 
+def _actions_by_role(sam: dict) -> dict[str, set[str]]:
+    """Every action each role may take: its inline policies plus the AWS::IAM::Policy attached to it."""
+    found: dict[str, set[str]] = {}
+    res = sam["Resources"]
+    for name, st in _statements(sam):
+        actions = set(st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+        roles = [name] if res[name]["Type"] == "AWS::IAM::Role" else [r["Ref"] for r in res[name]["Properties"]["Roles"]]
+        for role in roles:
+            found.setdefault(role, set()).update(actions)
+    return found
+
+
+BACKEND = {"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
+           "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
+           "dynamodb:Query", "dynamodb:Scan", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+           "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:ListBucket", "s3:ListBucketMultipartUploads",
+           "kms:Decrypt", "kms:GenerateDataKey", "secretsmanager:GetSecretValue", "ses:SendEmail", "ses:SendRawEmail",
+           "cloudwatch:PutMetricData", "logs:CreateLogStream", "logs:PutLogEvents",
+           "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
+           "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"}
+SCALING = {"ecs:DescribeServices", "ecs:UpdateService", "ecs:ListTasks"}
+# What each role needs, and nothing more (a new permission must be added here on purpose).
+ROLE_ACTIONS = {
+    "ApiHandlerRole": BACKEND | SCALING,
+    "SweepRunnersRole": BACKEND | SCALING,
+    "PeriodicTasksRole": BACKEND,
+    "ProvisionUsersRole": BACKEND,
+    "RunnerTaskRole": {"secretsmanager:GetSecretValue", "kms:Decrypt", "ecs:UpdateTaskProtection",
+                       "ecs:GetTaskProtection"},
+    "RunnerExecutionRole": {"ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability",
+                            "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage", "logs:CreateLogStream",
+                            "logs:PutLogEvents"},
+    "RunnerInstanceRole": {"ecs:RegisterContainerInstance", "ecs:DeregisterContainerInstance",
+                           "ecs:SubmitContainerStateChange", "ecs:SubmitTaskStateChange",
+                           "ecs:SubmitAttachmentStateChanges", "ecs:Poll", "ecs:StartTelemetrySession",
+                           "ecs:UpdateContainerInstancesState", "ecs:DiscoverPollEndpoint",
+                           # warm pool only (conditional policy): pre-pull the image, finish the launch hook
+                           "ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability",
+                           "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage", "autoscaling:CompleteLifecycleAction"},
+}
+
+
+def test_each_role_holds_only_what_it_needs(sam):
+    assert _actions_by_role(sam) == ROLE_ACTIONS
+
+
 def test_backend_policy_covers_every_function_role_and_table(sam):
     policy = sam["Resources"]["WispBackendPolicy"]["Properties"]
     roles = {r["Ref"] for r in policy["Roles"]}
@@ -103,24 +157,84 @@ def test_backend_policy_covers_every_function_role_and_table(sam):
         assert {"Fn::GetAtt": [table, "Arn"]} in stmt["Resource"]
 
 
-def test_scaling_follows_the_published_metric(sam):
+SCALING_ENVIRONMENT = {
+    "WISP_STAGE": {"Ref": "StageName"},
+    "WISP_MAX_RUNNERS": {"Ref": "MaxRunners"},
+    "WISP_JOBS_PER_RUNNER": {"Ref": "JobsPerRunner"},
+    "WISP_IDLE_MINUTES": {"Ref": "IdleMinutes"},
+    "WISP_GPU_HOURS_PER_DAY": {"Ref": "RunnerDailyGpuHourBudget"},
+    "WISP_RUNNER_CLUSTER": {"Fn::Sub": "${AWS::StackName}-runners"},
+    "WISP_RUNNER_SERVICE": {"Fn::Sub": "${AWS::StackName}-runner"},
+}
+
+
+def test_the_backend_reads_the_names_the_stack_sets():
+    """The scaling code's environment names are the ones above (skipped until that module exists)."""
+    scaling = pytest.importorskip("chalicelib.services.scaling")
+    names = {getattr(scaling, attr) for attr in dir(scaling) if attr.startswith("ENV_")}
+    assert names <= set(SCALING_ENVIRONMENT), names - set(SCALING_ENVIRONMENT)
+
+
+def test_the_backend_owns_the_runner_count(sam):
     res = sam["Resources"]
-    for alarm in ("RunnersWantedAlarm", "RunnersIdleAlarm"):
-        props = res[alarm]["Properties"]
-        assert props["Namespace"] == queue_metrics.NAMESPACE
-        assert props["MetricName"] == queue_metrics.METRIC_DESIRED
-        assert props["Dimensions"] == [{"Name": "Stage", "Value": {"Ref": "StageName"}}]
-    idle = res["RunnersIdleAlarm"]["Properties"]
-    assert idle["EvaluationPeriods"] == {"Ref": "IdleMinutes"} and idle["Period"] == 60
-    assert idle["TreatMissingData"] == "breaching"
-    steps = res["RunnerScaleOutPolicy"]["Properties"]["StepScalingPolicyConfiguration"]["StepAdjustments"]
-    # contiguous, non-overlapping intervals; the value n (threshold 1) maps to n tasks
-    for n, step in enumerate(steps, start=1):
-        assert step["MetricIntervalLowerBound"] == n - 1 and step["ScalingAdjustment"] == n
-        assert step.get("MetricIntervalUpperBound", None) == (n if n < len(steps) else None)
-    assert len(steps) == sam["Parameters"]["MaxRunners"]["MaxValue"]
-    target = res["RunnerScalableTarget"]["Properties"]
-    assert target["MinCapacity"] == 0 and target["MaxCapacity"] == {"Ref": "MaxRunners"}
+    # no Application Auto Scaling: no scalable target, no step policies, no scaling alarms
+    assert not [k for k, v in res.items() if v["Type"].startswith("AWS::ApplicationAutoScaling::")]
+    assert not [k for k, v in res.items() if v["Type"] == "AWS::CloudWatch::Alarm"
+                and v["Properties"].get("MetricName") == queue_metrics.METRIC_DESIRED]
+    # the names the functions get are the names the service and cluster have
+    service = res["RunnerService"]["Properties"]
+    assert service["ServiceName"] == {"Fn::Sub": "${AWS::StackName}-runner"}
+    assert res["Cluster"]["Properties"]["ClusterName"] == {"Fn::Sub": "${AWS::StackName}-runners"}
+    api_env = res["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert api_env["WISP_RUNNER_SERVICE"] == service["ServiceName"]
+    assert api_env["WISP_RUNNER_CLUSTER"] == res["Cluster"]["Properties"]["ClusterName"]
+    # the scaling configuration the backend reads
+    for name, value in SCALING_ENVIRONMENT.items():
+        assert api_env[name] == value, name
+    # only the API's and the sweeper's roles may change the count, and only of this service
+    policy = res["WispRunnerScalingPolicy"]["Properties"]
+    assert policy["Roles"] == [{"Ref": "ApiHandlerRole"}, {"Ref": "SweepRunnersRole"}]
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    assert statements["SetRunnerCount"]["Action"] == ["ecs:DescribeServices", "ecs:UpdateService"]
+    assert statements["SetRunnerCount"]["Resource"]["Fn::Sub"].endswith(
+        ":service/${AWS::StackName}-runners/${AWS::StackName}-runner")
+    # creation starts no GPU; a reset by a stack update is repaired by the sweeper (template comment)
+    assert service["DesiredCount"] == 0
+    breaker = service["DeploymentConfiguration"]["DeploymentCircuitBreaker"]
+    assert breaker == {"Enable": True, "Rollback": True}
+
+
+def test_capacity_provider_follows_tasks_and_spares_busy_instances(sam):
+    res = sam["Resources"]
+    provider = res["RunnerCapacityProvider"]["Properties"]["AutoScalingGroupProvider"]
+    assert provider["ManagedScaling"]["Status"] == "ENABLED"
+    assert provider["ManagedTerminationProtection"] == "ENABLED"
+    assert res["RunnerAutoScalingGroup"]["Properties"]["NewInstancesProtectedFromScaleIn"] is True
+    # busy runners protect their own task (agent endpoint) with the task role
+    task_policy = res["RunnerTaskRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    protection = next(s for s in task_policy if s["Sid"] == "OwnTaskProtection")
+    assert sorted(protection["Action"]) == ["ecs:GetTaskProtection", "ecs:UpdateTaskProtection"]
+    assert protection["Resource"]["Fn::Sub"].endswith(":task/${AWS::StackName}-runners/*")
+
+
+def test_warm_pool_is_optional_stopped_and_prepulls(sam):
+    res = sam["Resources"]
+    assert sam["Parameters"]["RunnerWarmPoolSize"]["Default"] == 0
+    pool = res["RunnerWarmPool"]
+    assert pool["Condition"] == "WithWarmPool" and pool["Properties"]["PoolState"] == "Stopped"
+    assert "ReuseOnScaleIn" not in json.dumps(pool)  # ECS does not allow it
+    user_data = json.dumps(res["RunnerLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"])
+    assert "ECS_WARM_POOLS_CHECK=true" in user_data and "docker pull" in user_data
+    hooks = res["RunnerAutoScalingGroup"]["Properties"]["LifecycleHookSpecificationList"]["Fn::If"]
+    assert hooks[0] == "WithWarmPool" and hooks[1][0]["LifecycleHookName"] == "warm-up"
+    assert "--lifecycle-hook-name warm-up" in user_data
+
+
+def test_runner_preloads_and_serves_the_default_model(sam):
+    container = sam["Resources"]["RunnerTaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert env["WISP_RUNNER_PRELOAD"] == {"Ref": "RunnerPreloadModels"}
+    assert sam["Parameters"]["RunnerPreloadModels"]["Default"] == "large"
 
 
 def test_secret_key_generator_can_only_produce_hex(sam):
@@ -151,21 +265,6 @@ def test_invalid_config_fails_the_build_naming_the_key(tmp_path):
     bad.write_text("client_url: not-a-url\n")
     done = run_build(tmp_path / "b", "--config", str(bad))
     assert done.returncode == 1 and "client_url" in done.stderr
-
-
-def test_deploy_dry_run_prints_package_and_deploy(built, monkeypatch):
-    monkeypatch.setenv("WISP_ADMIN_PASSWORD", "a-long-enough-secret")
-    done = subprocess.run([sys.executable, str(ROOT / "infra" / "deploy.py"), "--build-dir", str(built), "--dry-run"],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines[0].startswith("+ aws cloudformation package") and "--s3-bucket my-uni-cfn-artifacts" in lines[0]
-    assert lines[1].startswith("+ aws cloudformation deploy") and "--stack-name wisp-dev" in lines[1]
-    assert "MaxRunners=1" in lines[1] and "AdminPassword=****" in lines[1]
-    assert "a-long-enough-secret" not in done.stdout
-    # then the provisioning function of the stack is looked up and invoked
-    assert lines[2].startswith("+ aws cloudformation describe-stack-resource") and "ProvisionUsers" in lines[2]
-    assert lines[3].startswith("+ aws lambda invoke")
 
 
 def test_deploy_invokes_a_function_the_package_defines(sam):
