@@ -11,7 +11,7 @@ from ..store import runners as runner_store
 from ..store.jobs import JobRecord
 from ..store.lifecycle import NewJob, Outcome
 from ..store.runners import RunnerRecord
-from . import leases
+from . import leases, scaling
 from .leases import LEASE_SECONDS, MIN_LEASE_LEFT, is_live
 
 log = logging.getLogger("wisp.assignment")
@@ -129,6 +129,8 @@ def place_new_job(job: NewJob, *, queue_generation: int) -> None:
     lifecycle.create(job)
     if online:
         lifecycle.raise_queue_generation()  # busy runners look at the queue when they finish
+    else:
+        scaling.kick()  # no runner online: start one now if the fleet is at zero, not at the next tick
 
 
 def after_idle(runner: RunnerRecord, *, queue_generation: int | None = None) -> None:
