@@ -2,18 +2,20 @@
 
 Every message is plain text. SES accepts at most 50 recipients per message, so broadcasts are
 sent in batches of Bcc recipients. With ``mail.echo_to_console`` (the local stack) each message is
-also printed, so a person can click its links.
+also printed, through the ``wisp.mail.console`` logger, whose handlers shorten the tokens in links
+(``logs.RedactSecrets``); the local stack keeps the whole messages in a private file.
 """
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterable
 
 from . import aws
+from .logs import MAIL_CONSOLE
 from .settings import get_settings
 
 log = logging.getLogger("wisp.mail")
+console = logging.getLogger(MAIL_CONSOLE)
 
 SES_MAX_RECIPIENTS = 50
 
@@ -39,8 +41,7 @@ def send(*, subject: str, body: str, to: Iterable[str] = (), bcc: Iterable[str] 
         return
     if settings.mail.echo_to_console:
         rcpt = ", ".join(to) + (f" (bcc: {', '.join(bcc)})" if bcc else "")
-        sys.stdout.write(f"\n----- mail to {rcpt} -----\nSubject: {subject}\n\n{body}\n----- end of mail -----\n")
-        sys.stdout.flush()
+        console.info("\n----- mail to %s -----\nSubject: %s\n\n%s\n----- end of mail -----", rcpt, subject, body)
 
 
 def send_bcc_batches(*, subject: str, body: str, recipients: Iterable[str]) -> None:
@@ -85,8 +86,7 @@ def send_password_reset_email(address: str, token: str) -> None:
         subject="Wisp: password reset request",
         body=(
             "Someone asked to reset the password of your Wisp account.\n\n"
-            "To choose a new password, open this link. It stays valid for 24 hours and can be used "
-            "more than once within that time:\n\n"
+            "To choose a new password, open this link. It works once, within 24 hours:\n\n"
             f"{_link('/auth/local/reset-password?token=' + token)}\n\n"
             "If this was not you, ignore this message; your password stays unchanged.\n"
         ),

@@ -4,14 +4,21 @@ Chalice's local gateway differs from API Gateway in two ways Wisp depends on. It
 does not understand API Gateway's greedy ``{proxy+}`` parameter,
 which Wisp uses for its 404 view. This teaches it: concrete routes are tried first, greedy ones
 last, exactly as API Gateway does.
+
+Its access log (one line per request, written straight to stderr) is sent through the
+``wisp.devserver`` logger instead, whose handler shortens the secrets in request lines: runners
+send their ``session_token`` and mail links their ``token`` as query parameters.
 """
 from __future__ import annotations
 
+import logging
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from chalice import local
 
 _installed = False
+access_log = logging.getLogger("wisp.devserver")
 
 
 def install() -> None:
@@ -57,4 +64,14 @@ def install() -> None:
         return "*/*" in self._binary_types or headers.get("content-type", "") in self._binary_types
 
     local.LambdaEventConverter._is_binary = is_binary  # type: ignore[method-assign]
+
+    # BaseHTTPRequestHandler writes its access and error lines to stderr as they are
+    def log_message(self: local.ChaliceRequestHandler, format: str, *args: Any) -> None:  # noqa: A002
+        access_log.info("%s %s", self.address_string(), format % args)
+
+    def log_error(self: local.ChaliceRequestHandler, format: str, *args: Any) -> None:  # noqa: A002
+        access_log.warning("%s %s", self.address_string(), format % args)
+
+    local.ChaliceRequestHandler.log_message = log_message  # type: ignore[method-assign]
+    local.ChaliceRequestHandler.log_error = log_error  # type: ignore[method-assign]
     _installed = True

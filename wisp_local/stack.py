@@ -245,6 +245,21 @@ def runner_token(opts: Options, restored: bool) -> str:
     return token
 
 
+MAILBOX = "mailbox.txt"
+
+
+def keep_mail(path: Path) -> None:
+    """Append every printed mail, links whole, to ``path`` (mode 0600): the console shows them
+    with the tokens shortened, like every log line."""
+    from chalicelib.logs import MAIL_CONSOLE
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    # first: the console's handler shortens the tokens in the record it is given
+    logging.getLogger(MAIL_CONSOLE).handlers.insert(0, handler)
+
+
 def _quiet_server_classes() -> tuple[type, type]:
     from chalice.local import ChaliceRequestHandler, ThreadedHTTPServer
 
@@ -404,9 +419,11 @@ class LocalRunner:
         self._pump.start()
 
     def _copy_output(self) -> None:
+        from chalicelib.logs import redact
+
         assert self.process.stdout is not None
         for raw in self.process.stdout:
-            sys.stdout.write("[runner] " + raw.decode("utf-8", "replace"))
+            sys.stdout.write("[runner] " + redact(raw.decode("utf-8", "replace")))  # its errors quote URLs
             sys.stdout.flush()
 
     def summary(self) -> str:
@@ -477,10 +494,11 @@ def _banner(opts: Options, settings: Any, url: str, aws_url: str, restored: Any,
     lines += [
         "  Log in:         POST /api/local-account/login (form: username, password; scope=admin for admin)",
         "                  or sign up with POST /api/local-account/signup in the API docs and open",
-        "                  the activation link that is printed here.",
-        "  Mail:           not delivered; every message is printed on this console"
-        + ("" if settings.mail.echo_to_console else " only if mail.echo_to_console is true")
-        + " and kept by moto (GET " + aws_url + "/moto-api/data.json, ses.Message)",
+        f"                  the activation link in {opts.state_dir / MAILBOX}.",
+        "  Mail:           not delivered; every message is printed on this console (link tokens shortened)"
+        + (f" and kept whole in {opts.state_dir / MAILBOX}" if settings.mail.echo_to_console
+           else " only if mail.echo_to_console is true")
+        + "; moto keeps them too (GET " + aws_url + "/moto-api/data.json, ses.Message)",
         "  Runner:         " + (runner.summary() if runner else "none"),
         "  Schedules:      " + (", ".join(schedules) + " (run here in place of EventBridge)" if schedules else "none"),
         "  Stop:           Ctrl-C (or SIGTERM); everything started here stops with it.",
@@ -508,6 +526,8 @@ def run(opts: Options) -> int:
     from chalicelib import logs
 
     logs.configure()
+    if settings.mail.echo_to_console:
+        keep_mail(opts.state_dir / MAILBOX)
     aws = LocalAws(opts.moto_port)
     os.environ["WISP_AWS_ENDPOINT_URL"] = aws.url
     server = None

@@ -143,6 +143,26 @@ def test_invalidate_all_tokens(api):
     assert api.delete("/api/users/invalidate_all_tokens").status_code == 401
 
 
+def test_invalidate_all_tokens_deletes_in_batches(api, monkeypatch):
+    # GIVEN more tokens than one BatchWriteItem deletes (25)
+    from chalicelib.store.tokens import Token
+
+    person = make_user()
+    secrets = [person.api_token() for _ in range(60)]
+    writes: list[int] = []
+    original = Token._get_connection().batch_write_item
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        writes.append(len(kwargs.get("delete_items") or []))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(Token._get_connection(), "batch_write_item", counting)
+    # WHEN all are invalidated THEN every one is gone, in batch writes of at most 25 deletes
+    assert body(api.delete("/api/users/invalidate_all_tokens", token=secrets[0])) == "Success"
+    assert sum(writes) == 60 and len(writes) == 3 and max(writes) == 25, writes
+    assert Token.count() == 0
+
+
 def test_logout(api):
     person = make_user()
     a, b = person.session(), person.session()
