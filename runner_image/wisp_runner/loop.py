@@ -40,6 +40,7 @@ from .errors import (
 )
 from .interfaces import JobControl, Transcriber
 from .job_settings import parse_job_settings
+from .protection import TaskProtection
 from .render import render_all
 from .settings import RunnerConfig
 
@@ -95,6 +96,7 @@ class Runner:
         self._last_ok = time.monotonic()
         self.jobs_done = 0
         self._refused: dict[Any, tuple[int, float]] = {}  # job id → (refusals, not before)
+        self.protection = TaskProtection.from_env()  # ECS scale-in protection while a job is held
 
     # ------------------------------------------------------------ lifecycle
     def run(self) -> int:
@@ -228,6 +230,7 @@ class Runner:
         interval = self.config.heartbeat_interval
         next_beat = next_poll = time.monotonic()
         while not self._hb_stop.is_set():
+            self.protection.renew()  # renews a held job's protection, retries a failed change
             now = time.monotonic()
             if self._registered.is_set() and self._can_long_poll() and now >= next_poll:
                 outcome = self._long_poll_once()
@@ -340,6 +343,7 @@ class Runner:
             return
         control = JobControl()
         self._control = control
+        self.protection.hold()
         workdir = Path(tempfile.mkdtemp(prefix=f"wisp-job-{job_id}-"))
         log.info("job %s: started", job_id)
         try:
@@ -365,6 +369,7 @@ class Runner:
             self._submit_error(job_id, f"runner could not process the job: {exc.detail}")
         finally:
             self._control = None
+            self.protection.release()
             shutil.rmtree(workdir, ignore_errors=True)
             self.jobs_done += 1
             if not self.stop.is_set():
