@@ -18,6 +18,7 @@ from pynamodb.expressions.update import Action
 
 
 from ..settings import get_settings
+from . import limits
 from ..store.base import get_together, now, transact_write
 from ..store.counters import next_id
 from ..store import tokens as store_tokens
@@ -70,7 +71,8 @@ def issue_session(user: User, *, name: str, admin: bool) -> Issued:
 
 
 def issue_api_token(user: User, *, name: str) -> Issued:
-    """A long-lived API token: never expires, never admin."""
+    """A long-lived API token: never expires, never admin (400 past ``limits.api_tokens_per_user``)."""
+    limits.check_api_tokens(int(user.id))
     secret = new_user_secret(user.id)
     token = Token(
         hash_secret(secret), id=next_id("token"), user_id=user.id, name=name, explicit=True,

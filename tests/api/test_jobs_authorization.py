@@ -22,6 +22,9 @@ JOB_ROUTES = [
     ("GET", "/api/jobs/download_transcript", {"job_id": "JOB", "transcript_type": "as_txt"}, {}),
     ("GET", "/api/wisp/jobs/JOB/transcript_url", {"transcript_type": "as_txt"}, {}),
     ("POST", "/api/wisp/uploads", {}, {"json": {"file_name": "a.wav", "content_type": "audio/wav", "size": 10}}),
+    ("GET", "/api/wisp/uploads/unknown/parts", {}, {}),
+    ("POST", "/api/wisp/uploads/unknown/complete", {}, {"json": {"parts": [{"part_number": 1, "etag": "x"}]}}),
+    ("DELETE", "/api/wisp/uploads/unknown", {}, {}),
 ]
 ADMIN_ROUTES = [
     ("POST", "/api/admins/create_runner", {}, {}),
