@@ -29,6 +29,7 @@ ENV_TABLE_PREFIX = "WISP_TABLE_PREFIX"
 ENV_BUCKET = "WISP_BUCKET"
 ENV_ENDPOINT = "WISP_AWS_ENDPOINT_URL"
 ENV_KMS_KEY = "WISP_KMS_KEY_ID"
+ENV_TOKEN_KMS_KEY = "WISP_TOKEN_KMS_KEY_ID"
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "default-config.yml"
 
@@ -49,6 +50,8 @@ class Environment:
     region: str
     endpoint_url: str | None  # set only for the local stack (moto server)
     kms_key_id: str | None  # SSE-KMS key for S3; None → SSE-S3 (AES256)
+    # KMS key that encrypts the IdPs' refresh tokens; None → AES-GCM with a key derived from the secret key
+    token_kms_key_id: str | None = None
 
 
 def environment() -> Environment:
@@ -58,6 +61,7 @@ def environment() -> Environment:
         region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "eu-central-1",
         endpoint_url=os.environ.get(ENV_ENDPOINT) or None,
         kms_key_id=os.environ.get(ENV_KMS_KEY) or None,
+        token_kms_key_id=os.environ.get(ENV_TOKEN_KMS_KEY) or None,
     )
 
 
@@ -107,17 +111,101 @@ class TokenSettings(_Strict):
         return self
 
 
+class OidcRole(_Strict):
+    name: str  # the role's value
+    field_name: str  # the claim that holds it (a string, or a list of strings)
+
+
+class OidcClaimMap(_Strict):
+    email: str = "email"  # the claim with the user's address
+    email_verified: str = "email_verified"  # the claim that says it is verified (true or "true")
+
+
+# authorization request parameters that the login flow sets itself
+_OIDC_RESERVED_PARAMS = frozenset({"client_id", "response_type", "redirect_uri", "scope", "state", "nonce",
+                                   "code_challenge", "code_challenge_method"})
+
+
+class OidcProviderSettings(_Strict):
+    """One OpenID Connect identity provider (spec §9; key names as upstream's, plus ``client_secret_arn``)."""
+
+    hidden: bool = False  # not shown on the login page, still usable
+    icon_url: str | None = None  # shown on the provider's login button
+    allow_creation_of_api_tokens: bool = True  # whether this provider's users may create API tokens
+    ca_pem_file_path: str | None = None  # extra CA bundle (PEM) for TLS to the provider
+    base_url: str  # the issuer; discovery at <base_url>/.well-known/openid-configuration
+    client_id: str
+    # the client secret itself, or (deployed stacks) the ARN/name of a Secrets Manager secret holding it:
+    # exactly one of the two; never put it in a Lambda's environment
+    client_secret: str | None = None
+    client_secret_arn: str | None = None
+    client_auth_method: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
+    additional_authorize_params: dict[str, str] = {}  # e.g. prompt: consent, access_type: offline
+    scopes: list[str] = ["email"]  # "openid" is always added
+    claim_map: OidcClaimMap = OidcClaimMap()
+    enable_pkce_s256_challenge: bool = True
+    user_role: OidcRole | None = None  # if set, only users with this role may log in
+    admin_role: OidcRole | None = None  # users with this role log in as admins
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", value):
+            raise ValueError("must be an http(s) URL without query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("ca_pem_file_path")
+    @classmethod
+    def _ca_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @field_validator("additional_authorize_params")
+    @classmethod
+    def _params(cls, value: dict[str, str]) -> dict[str, str]:
+        taken = sorted(set(value) & _OIDC_RESERVED_PARAMS)
+        if taken:
+            raise ValueError(f"{', '.join(taken)} are set by the login flow itself")
+        return value
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> "OidcProviderSettings":
+        if (self.client_secret is None) == (self.client_secret_arn is None):
+            raise ValueError("exactly one of client_secret and client_secret_arn must be set")
+        return self
+
+
+def oidc_provider_key(name: str) -> str:
+    """How a provider's name appears in its URLs (spec §3.3: lower-cased and trimmed)."""
+    return name.strip().lower()
+
+
 class SecuritySettings(_Strict):
     # 64 hex chars; deployed stacks leave it empty and name a Secrets Manager secret instead
     secret_key: str | None = None
     local_account: LocalAccountSettings = LocalAccountSettings()
     tokens: TokenSettings = TokenSettings()
+    oidc_providers: dict[str, OidcProviderSettings] = {}  # display name → provider
 
     @field_validator("secret_key")
     @classmethod
     def _hex(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
             raise ValueError("must be 64 hexadecimal characters (256 bit)")
+        return value
+
+    @field_validator("oidc_providers")
+    @classmethod
+    def _oidc_names(cls, value: dict[str, OidcProviderSettings]) -> dict[str, OidcProviderSettings]:
+        seen: dict[str, str] = {}
+        for name in value:
+            key = oidc_provider_key(name)
+            if not key or "/" in key:
+                raise ValueError(f"{name!r}: a provider name must be non-blank and contain no '/'")
+            if key in seen:
+                raise ValueError(f"{seen[key]!r} and {name!r} are the same name in URLs (case and spaces ignored)")
+            seen[key] = name
         return value
 
 
@@ -278,3 +366,18 @@ def _secret_from_secrets_manager(arn: str) -> str:
     if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
         raise ConfigError("security.secret_key: the Secrets Manager secret must hold 64 hexadecimal characters")
     return value
+
+
+def oidc_client_secret(provider: OidcProviderSettings) -> str:
+    """The provider's client secret: from the file, or from Secrets Manager (read once per container)."""
+    if provider.client_secret is not None:
+        return provider.client_secret
+    assert provider.client_secret_arn is not None  # the model allows no third case
+    return _plain_secret_from_secrets_manager(provider.client_secret_arn)
+
+
+@functools.lru_cache(maxsize=16)
+def _plain_secret_from_secrets_manager(arn: str) -> str:
+    from . import aws
+
+    return str(aws.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]).strip()

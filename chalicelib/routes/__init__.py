@@ -8,6 +8,7 @@ ROUTE_MODULES = [
     "general",
     "users",
     "local_account",
+    "oidc",
     "jobs",
     "job_events",
     "runners",

@@ -261,6 +261,11 @@ def accept_tos(user: User, *, tos_id: int, tos_version: int) -> None:
 def new_api_token(user: User, *, name: str) -> str:
     if user.user_type == "local" and not get_settings().security.local_account.allow_creation_of_api_tokens:
         raise errors.BadRequest("Creating API tokens is disabled for local accounts on this server")
+    if user.user_type == "oidc":
+        from . import oidc
+
+        if not oidc.api_tokens_allowed(user):
+            raise errors.BadRequest("Creating API tokens is disabled for accounts of your identity provider")
     return tokens.issue_api_token(user, name=name).secret
 
 

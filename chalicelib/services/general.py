@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from .. import version
 from ..schemas.general import (
-    AboutResponse, AuthSettingsResponse, ImprintResponse, LocalAccountResponse, SiteBannerResponse, TosResponse,
+    AboutResponse, AuthSettingsResponse, ImprintResponse, LocalAccountResponse, ProviderResponse, SiteBannerResponse,
+    TosResponse,
 )
 from ..settings import get_settings
 from ..store.banners import all_banners
@@ -33,6 +34,10 @@ def auth_settings() -> AuthSettingsResponse:
             allowed_email_domains=list(local.allowed_email_domains),
             allow_creation_of_api_tokens=local.allow_creation_of_api_tokens,
         ),
-        oidc_providers={},
+        oidc_providers={
+            name: ProviderResponse(hidden=p.hidden, icon_url=p.icon_url,
+                                   allow_creation_of_api_tokens=p.allow_creation_of_api_tokens)
+            for name, p in get_settings().security.oidc_providers.items()
+        },
         ldap_providers={},
     )

@@ -59,12 +59,14 @@ def session_lifetime() -> timedelta:
     return timedelta(minutes=get_settings().security.tokens.session_expiration_time_minutes)
 
 
-def issue_session(user: User, *, name: str, admin: bool) -> Issued:
-    """A login session token (cookie only), admin only if the login asked for it."""
+def issue_session(user: User, *, name: str, admin: bool, idp_refresh_token: str | None = None) -> Issued:
+    """A login session token (cookie only), admin only if the login asked for it; an OIDC login
+    links its IdP's (encrypted) refresh token to it."""
     secret = new_user_secret(user.id)
     token = Token(
         hash_secret(secret), id=next_id("token"), user_id=user.id, name=name, explicit=False,
         admin_privileges=admin, expires_at=now() + session_lifetime(), last_usage=now(),
+        idp_refresh_token=idp_refresh_token,
     )
     token.save()
     return Issued(token, secret)
@@ -139,6 +141,7 @@ def rotate(token: Token) -> str | None:
         hash_secret(secret), id=token.id, user_id=token.user_id, name=token.name, explicit=token.explicit,
         admin_privileges=token.admin_privileges, expires_at=now() + session_lifetime(), last_usage=now(),
         pollers=token.pollers,  # the tab's open event streams send the new cookie from now on
+        idp_refresh_token=token.idp_refresh_token,
     )
     try:
         with transact_write() as tx:

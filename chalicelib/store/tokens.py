@@ -35,6 +35,8 @@ class Token(Model):
     # seconds it was last seen (refreshed every few minutes, not on every poll); see
     # services/event_stream.py
     pollers: MapAttribute[str, Any] = MapAttribute(null=True)
+    # an OIDC session's refresh token from its IdP, encrypted (chalicelib/sealing.py); deleted with the token
+    idp_refresh_token = UnicodeAttribute(null=True)
 
     by_user = TokensByUser()
 

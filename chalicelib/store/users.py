@@ -49,6 +49,11 @@ def local_login_key(email: str) -> str:
     return f"local#{email}"
 
 
+def oidc_login_key(issuer: str, subject: str) -> str:
+    """An OIDC account's key: the IdP's issuer and its subject id (stable, unlike the address)."""
+    return f"oidc#{issuer}#{subject}"
+
+
 def provision_key(number: int) -> str:
     return f"provision#{number}"
 
