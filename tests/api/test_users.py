@@ -143,10 +143,11 @@ def test_invalidate_all_tokens(api):
     assert api.delete("/api/users/invalidate_all_tokens").status_code == 401
 
 
-def test_invalidate_all_tokens_deletes_in_batches(api, monkeypatch):
+def test_invalidate_all_tokens_deletes_in_batches(api, monkeypatch, use_settings):
     # GIVEN more tokens than one BatchWriteItem deletes (25)
     from chalicelib.store.tokens import Token
 
+    use_settings(settings_with("limits", api_tokens_per_user=100))  # more than the default 50
     person = make_user()
     secrets = [person.api_token() for _ in range(60)]
     writes: list[int] = []
