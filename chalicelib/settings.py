@@ -272,6 +272,8 @@ class Settings(_Strict):
 # Loading
 # --------------------------------------------------------------------------------------------
 
+# ``!ENV ${NAME}`` with NAME unset but NAME_SECRET_ARN set reads the value from that secret
+SECRET_ARN_SUFFIX = "_SECRET_ARN"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
 
 
@@ -288,6 +290,9 @@ def _yaml_loader() -> type:
             name, default = match.group(1), match.group(2)
             if name in os.environ:
                 return os.environ[name]
+            if os.environ.get(f"{name}{SECRET_ARN_SUFFIX}"):
+                # deployed stacks: the value lives in Secrets Manager, never in a Lambda's environment
+                return _plain_secret_from_secrets_manager(os.environ[f"{name}{SECRET_ARN_SUFFIX}"])
             if default is not None:
                 return default
             raise ConfigError(f"environment variable {name} is referenced by !ENV but not set")

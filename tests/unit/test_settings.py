@@ -223,6 +223,25 @@ def test_env_substitution_with_an_empty_default(monkeypatch):
     assert "user_provisioning.1.password" in message  # "" is too short
 
 
+def test_a_variable_kept_in_secrets_manager_is_read_from_there(monkeypatch):
+    # deployed stacks: the admin password is never in a Lambda's environment, only its secret's ARN
+    from moto import mock_aws
+
+    from chalicelib import aws
+
+    with mock_aws():
+        aws.reset_clients()
+        arn = aws.client("secretsmanager").create_secret(Name="wisp-test/admin-password",
+                                                         SecretString="Long-Admin-Pass-42")["ARN"]
+        monkeypatch.delenv("WISP_TEST_ADMIN_PASSWORD", raising=False)
+        monkeypatch.setenv("WISP_TEST_ADMIN_PASSWORD_SECRET_ARN", arn)
+        settings = parse_settings("client_url: http://a.b/#\nsecurity:\n  local_account:\n    user_provisioning:\n"
+                                  "      1: {email: a@example.org, password: !ENV '${WISP_TEST_ADMIN_PASSWORD}', "
+                                  "is_admin: true}\n")
+    aws.reset_clients()
+    assert settings.security.local_account.user_provisioning[1].password == "Long-Admin-Pass-42"
+
+
 def test_env_substitution_of_a_missing_variable(monkeypatch):
     monkeypatch.delenv("WISP_TEST_MISSING", raising=False)
 
