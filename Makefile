@@ -18,8 +18,10 @@ REQUIREMENTS := requirements-dev.txt requirements.txt runner_image/requirements.
 STAMP := $(VENV)/.requirements-installed
 # espeak-ng speaks the test audio; faster-whisper decodes audio with PyAV, so no ffmpeg is needed.
 # chromium is the browser the end-to-end tests drive (with playwright-core from tests/clients).
+# slapd and ldap-utils: the LDAP login tests start their own OpenLDAP server (tests/slapd.py) on
+# loopback; the system's slapd service is never used.
 APT_PACKAGES := espeak-ng
-TEST_APT_PACKAGES := chromium
+TEST_APT_PACKAGES := chromium slapd ldap-utils
 # the real clients the end-to-end tests run (npm ci whenever the lock file changes)
 CLIENTS_STAMP := tests/clients/node_modules/.installed
 

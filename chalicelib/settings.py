@@ -181,19 +181,115 @@ def oidc_provider_key(name: str) -> str:
     return name.strip().lower()
 
 
+# LDAP providers (spec §3.4, §9; upstream's key names, plus ``password_secret_arn`` and
+# ``start_tls``). Checked at start: a wrong URL, attribute name or filter fails there, with the
+# key in the message, not at somebody's first login.
+_LDAP_URL = re.compile(r"^(ldap|ldaps|ldapi)://", re.IGNORECASE)
+_LDAP_ATTRIBUTE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)+)$")  # a name or an OID
+
+
+def _ldap_filter(value: str) -> str:
+    """The filter as configured, in parentheses; ValueError if it is not an RFC 4515 filter."""
+    from ldap3.core.exceptions import LDAPInvalidFilterError
+    from ldap3.operation.search import parse_filter
+
+    text = value.strip()
+    if not text.startswith("("):
+        text = f"({text})"  # "objectClass=person" and "(objectClass=person)" both work
+    try:
+        parse_filter(text, None, auto_escape=False, auto_encode=False, validator=None, check_names=False)
+    except LDAPInvalidFilterError:
+        raise ValueError(f"{value!r} is not an LDAP search filter (RFC 4515)") from None
+    return text
+
+
+class LdapQuery(_Strict):
+    base_dn: str  # the subtree searched
+    filter: str  # e.g. "(objectClass=inetOrgPerson)"; the user name condition is and-ed to it
+
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, value: str) -> str:
+        return _ldap_filter(value)
+
+
+class LdapServiceAccount(_Strict):
+    mechanism: Literal["SIMPLE", "DIGEST-MD5", "NTLM"] = "SIMPLE"
+    user: str  # SIMPLE: the bind DN; DIGEST-MD5: the SASL user name; NTLM: DOMAIN\user
+    # the password itself (local stack, tests) or, deployed, the ARN/name of a Secrets Manager
+    # secret holding it: exactly one of the two; never put it in a Lambda's environment
+    password: str | None = None
+    password_secret_arn: str | None = None
+
+    @model_validator(mode="after")
+    def _one_password(self) -> "LdapServiceAccount":
+        if (self.password is None) == (self.password_secret_arn is None):
+            raise ValueError("exactly one of password and password_secret_arn must be set")
+        return self
+
+
+class LdapProviderSettings(_Strict):
+    """One LDAP directory whose people may log in with their LDAP user name and password."""
+
+    hidden: bool = False  # not shown on the login page, still usable
+    icon_url: str | None = None  # shown on the provider's login button
+    allow_creation_of_api_tokens: bool = True  # whether this provider's users may create API tokens
+    ca_pem_file_path: str | None = None  # CA bundle (PEM) that signed the server's certificate
+    server_address: str  # ldap://host[:port], ldaps://host[:port] or ldapi://
+    start_tls: bool = False  # upgrade an ldap:// connection with StartTLS before any bind
+    service_account_auth: LdapServiceAccount  # the account that searches for the person
+    username_attributes: Annotated[list[str], Field(min_length=1)]  # the user name may match any of these
+    uid_attribute: str  # a person's stable, unique id: with the provider name, it keys the account
+    mail_attribute: str
+    user_query: LdapQuery | None = None  # who may log in
+    admin_query: LdapQuery | None = None  # who logs in as an admin (looked up first)
+
+    @field_validator("server_address")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not _LDAP_URL.match(value):
+            raise ValueError("must be an ldap://, ldaps:// or ldapi:// URL")
+        return value
+
+    @field_validator("ca_pem_file_path")
+    @classmethod
+    def _ca_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @field_validator("username_attributes")
+    @classmethod
+    def _attributes(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _LDAP_ATTRIBUTE.match(name):
+                raise ValueError(f"{name!r} is not an LDAP attribute name")
+        return value
+
+    @field_validator("uid_attribute", "mail_attribute")
+    @classmethod
+    def _attribute(cls, value: str) -> str:
+        if not _LDAP_ATTRIBUTE.match(value):
+            raise ValueError(f"{value!r} is not an LDAP attribute name")
+        return value
+
+    @model_validator(mode="after")
+    def _queries(self) -> "LdapProviderSettings":
+        if self.user_query is None and self.admin_query is None:
+            raise ValueError("at least one of user_query and admin_query must be set")
+        if self.start_tls and not self.server_address.lower().startswith("ldap://"):
+            raise ValueError("start_tls needs an ldap:// server_address (ldaps:// is TLS from the start)")
+        return self
+
+
 class SecuritySettings(_Strict):
     # 64 hex chars; deployed stacks leave it empty and name a Secrets Manager secret instead
     secret_key: str | None = None
     local_account: LocalAccountSettings = LocalAccountSettings()
     tokens: TokenSettings = TokenSettings()
     oidc_providers: dict[str, OidcProviderSettings] = {}  # display name → provider
-
-    @field_validator("secret_key")
-    @classmethod
-    def _hex(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
-            raise ValueError("must be 64 hexadecimal characters (256 bit)")
-        return value
+    # display name → provider; the name is the login URL's idp_name exactly (case-sensitive)
+    ldap_providers: dict[str, LdapProviderSettings] = {}
 
     @field_validator("oidc_providers")
     @classmethod
@@ -206,6 +302,28 @@ class SecuritySettings(_Strict):
             if key in seen:
                 raise ValueError(f"{seen[key]!r} and {name!r} are the same name in URLs (case and spaces ignored)")
             seen[key] = name
+        return value
+
+    @field_validator("ldap_providers")
+    @classmethod
+    def _ldap_names(cls, value: dict[str, LdapProviderSettings]) -> dict[str, LdapProviderSettings]:
+        for name in value:
+            if not name.strip() or "/" in name:
+                raise ValueError(f"{name!r}: a provider name must be non-blank and contain no '/'")
+        return value
+
+    @model_validator(mode="after")
+    def _some_login_method(self) -> "SecuritySettings":
+        """Spec §9: at least one way to log in."""
+        if self.local_account.mode == "disabled" and not self.oidc_providers and not self.ldap_providers:
+            raise ValueError("no login method: local_account.mode is disabled and no OIDC or LDAP provider is set")
+        return self
+
+    @field_validator("secret_key")
+    @classmethod
+    def _hex(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+            raise ValueError("must be 64 hexadecimal characters (256 bit)")
         return value
 
 
@@ -379,6 +497,26 @@ def oidc_client_secret(provider: OidcProviderSettings) -> str:
         return provider.client_secret
     assert provider.client_secret_arn is not None  # the model allows no third case
     return _plain_secret_from_secrets_manager(provider.client_secret_arn)
+
+
+def ldap_service_password(provider: LdapProviderSettings) -> str:
+    """The service account's password: from the file, or from Secrets Manager (read once per
+    container). A secret may also hold a JSON object with a ``password`` field."""
+    account = provider.service_account_auth
+    if account.password is not None:
+        return account.password
+    assert account.password_secret_arn is not None  # the model allows no third case
+    value = _plain_secret_from_secrets_manager(account.password_secret_arn)
+    if value.startswith("{"):
+        import json
+
+        try:
+            field = json.loads(value).get("password")
+        except (ValueError, AttributeError):
+            field = None
+        if isinstance(field, str):
+            return field
+    return value
 
 
 @functools.lru_cache(maxsize=16)

@@ -9,6 +9,7 @@ ROUTE_MODULES = [
     "users",
     "local_account",
     "oidc",
+    "ldap",
     "jobs",
     "job_events",
     "runners",

@@ -266,6 +266,11 @@ def new_api_token(user: User, *, name: str) -> str:
 
         if not oidc.api_tokens_allowed(user):
             raise errors.BadRequest("Creating API tokens is disabled for accounts of your identity provider")
+    if user.user_type == "ldap":
+        from . import ldap_login
+
+        if not ldap_login.may_create_api_tokens(user):
+            raise errors.BadRequest("Creating API tokens is disabled for accounts of your LDAP directory")
     return tokens.issue_api_token(user, name=name).secret
 
 

@@ -39,5 +39,9 @@ def auth_settings() -> AuthSettingsResponse:
                                    allow_creation_of_api_tokens=p.allow_creation_of_api_tokens)
             for name, p in get_settings().security.oidc_providers.items()
         },
-        ldap_providers={},
+        ldap_providers={
+            name: ProviderResponse(hidden=p.hidden, icon_url=p.icon_url,
+                                   allow_creation_of_api_tokens=p.allow_creation_of_api_tokens)
+            for name, p in get_settings().security.ldap_providers.items()
+        },
     )

@@ -54,6 +54,14 @@ def oidc_login_key(issuer: str, subject: str) -> str:
     return f"oidc#{issuer}#{subject}"
 
 
+def ldap_login_key(provider: str, uid: str) -> str:
+    """An LDAP account's key: the provider's name and the person's uid attribute (spec §3.4).
+
+    ``%`` and ``#`` in the name are percent-encoded, so no (name, uid) pair reads as another."""
+    name = provider.replace("%", "%25").replace("#", "%23")
+    return f"ldap#{name}#{uid}"
+
+
 def provision_key(number: int) -> str:
     return f"provision#{number}"
 
