@@ -96,7 +96,7 @@ def main() -> None:
         worker = threading.Thread(target=runner_loop, daemon=True)
         worker.start()
         latencies: list[float] = []
-        raw, ctype = multipart(b"x" * 32_000, filename="bench.wav", content_type="audio/wav")
+        raw, ctype = multipart(b"RIFF\x00\x7d\x00\x00WAVE" + b"\x00" * 31_988, filename="bench.wav", content_type="audio/wav")
         for _ in range(args.jobs):
             time.sleep(random.uniform(0.3, 0.8))  # the runner is back in its long-poll
             r = requests.post(f"{stack.url}/api/jobs/submit_job", data=raw, headers={"Content-Type": ctype},

@@ -99,7 +99,7 @@ def content_problem(head: bytes) -> str | None:
     if kind is not None and not is_media_type(kind.mime):
         return f"The uploaded file must be audio or video, but its content is {kind.mime} ({kind.extension})"
     if kind is None and _is_text(head):
-        return "The uploaded file must be audio or video, but its content is text"
+        return "The uploaded file must be audio or video, but it is text (no audio or video format)"
     return None
 
 
