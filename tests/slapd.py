@@ -101,6 +101,17 @@ def require_slapd() -> str:
     raise AssertionError("unreachable")
 
 
+def _die_with_parent() -> None:
+    """Linux: slapd gets SIGTERM when the test process dies, even when it is killed (no stray servers)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -199,7 +210,8 @@ class Slapd:
         log = server.log_file.open("wb")
         # -d stats: stay in the foreground and log each operation (with its filter) to stderr
         server.process = subprocess.Popen([binary, "-f", str(folder / "slapd.conf"), "-h", urls, "-d", "stats"],
-                                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                          preexec_fn=_die_with_parent)
         log.close()
         try:
             server._wait_until_listening()

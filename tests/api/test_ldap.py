@@ -322,3 +322,28 @@ def test_failed_logins_are_throttled_per_account(api, providers, monkeypatch):
     r = login(api, "alice")  # the right password, too late
     assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
     cookie_of(login(api, "bob"))  # another account is not locked
+
+
+def test_authorization_matrix_holds_for_ldap_users(api, providers):
+    """The job routes and the admin routes treat LDAP sessions and API tokens as they treat local ones."""
+    from tests.api.test_jobs_authorization import ADMIN_ROUTES, JOB_ROUTES, _call
+    from tests.jobs_support import submit
+
+    alice = cookie_of(login(api, "alice"))
+    alice_api = body(api.post("/api/users/get_new_api_token", query={"name": "script"}, token=alice))
+    job_id = body(submit(api, alice_api))
+    assert body(api.get("/api/jobs/info", query={"job_ids": job_id}, token=alice)) != []
+    bob = cookie_of(login(api, "bob"))
+    results = {route[1]: _call(api, route, job_id, bob) for route in JOB_ROUTES
+               if route[0] != "POST" or route[1] == "/api/jobs/abort"}
+    assert body(results["/api/jobs/count"]) == 0 and body(results["/api/jobs/info"]) == []
+    assert results["/api/jobs/download_transcript"].status_code == 400
+    [info] = body(api.get("/api/jobs/info", query={"job_ids": job_id}, token=alice))
+    assert info["step"] != "aborted"
+    bob_admin = cookie_of(login(api, "bob", scope="admin"))
+    bob_api = body(api.post("/api/users/get_new_api_token", query={"name": "script"}, token=bob_admin))
+    for route in ADMIN_ROUTES:
+        assert _call(api, route, 0, alice).status_code == 403, route
+        assert _call(api, route, 0, bob).status_code == 403, route  # admin only with the scope
+        assert _call(api, route, 0, bob_api).status_code == 403, route  # API tokens never admin
+        assert _call(api, route, 0, bob_admin).status_code == 200, route

@@ -138,3 +138,15 @@ def test_login_keys_do_not_collide():
     assert ldap_login_key("Campus", "alice") == "ldap#Campus#alice"
     assert ldap_login_key("a#b", "c") != ldap_login_key("a", "b#c")
     assert ldap_login_key("a%23b", "c") != ldap_login_key("a#b", "c")
+
+
+def test_missing_slapd_skips_but_fails_under_ci(monkeypatch):
+    from tests import slapd
+
+    monkeypatch.setattr(slapd, "slapd_binary", lambda: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI installs them"):
+        slapd.require_slapd()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="did NOT run"):
+        slapd.require_slapd()
