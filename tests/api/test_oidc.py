@@ -368,3 +368,28 @@ def test_idp_down_is_503(api, providers, use_settings):
     use_settings(settings_with("security", oidc_providers={"Dead": OidcProviderSettings.model_validate(dead)}))
     r = api.get("/api/oidc/login/dead")
     assert r.status_code == 503, r.body
+
+
+def test_authorization_matrix_for_an_oidc_session_and_its_api_token(api, providers, use_settings):
+    from chalicelib.settings import TosSettings, get_settings
+
+    secret = session_of(Browser(api).login("Test IdP", "alice"))
+    api_token = body(api.post("/api/users/get_new_api_token", query={"name": "script"}, cookie=secret))
+    for credentials in ({"cookie": secret}, {"token": api_token}):
+        # user+V+T: OIDC users count as verified; no ToS configured yet
+        assert api.get("/api/jobs/count", query={"exclude_finished": False, "exclude_downloaded": False},
+                       **credentials).status_code == 200
+        assert api.post("/api/jobs/submit_settings", json={}, **credentials).status_code == 200
+        assert api.get("/api/users/info", **credentials).status_code == 200
+        assert api.post("/api/admins/create_runner", **credentials).status_code == 403
+        assert api.get("/api/local-account/resend_activation_email", **credentials).status_code == 403
+    # a ToS to accept first, as for every user
+    tos = {1: TosSettings(name="Terms", version=1, tos_html="<p>t</p>")}
+    use_settings(get_settings().model_copy(update={"terms_of_services": tos}))
+    query = {"exclude_finished": False, "exclude_downloaded": False}
+    assert api.get("/api/jobs/count", query=query, cookie=secret).status_code == 403
+    assert api.post("/api/users/accept_tos", query={"tos_id": 1, "tos_version": 1}, cookie=secret).status_code == 200
+    assert api.get("/api/jobs/count", query=query, cookie=secret).status_code == 200
+    # logout ends the session
+    assert api.delete("/api/users/logout", cookie=secret).status_code == 200
+    assert api.get("/api/users/info", cookie=secret).status_code == 401
