@@ -42,7 +42,7 @@ def _general_cleanup(now: datetime, since: datetime) -> str:
 
     tokens = maintenance.delete_expired_sessions(now=now)
     audio = maintenance.delete_orphaned_audio(now=now)
-    return f"deleted {tokens} expired session tokens and {audio} orphaned audio objects"
+    return f"deleted {tokens} expired session tokens and {audio} objects and uploads a crash left behind"
 
 
 def _job_cleanup(now: datetime, since: datetime) -> str:

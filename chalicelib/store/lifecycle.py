@@ -486,7 +486,11 @@ def stop_for_deletion(runner: RunnerRecord, job_id: int) -> None:
     """The owner's account goes: a processing runner is told to stop (its result then finds no
     job), a waiting one lets go at once."""
     if runner.in_process:
-        _update(Runner(runner.token_hash), [Runner.abort.set(True)], runner_holds_job(job_id))
+        # it keeps only what it needs to be told to stop: nothing of the person stays on its row
+        personal = [Runner.job_user_id, Runner.job_settings, Runner.job_audio_key, Runner.job_email_notification,
+                    Runner.job_file_name]
+        _update(Runner(runner.token_hash), [Runner.abort.set(True)] + [f.remove() for f in personal],
+                runner_holds_job(job_id))
     else:
         _update(Runner(runner.token_hash), [f.remove() for f in _runner_job_fields()],
                 runner_holds_job(job_id) & runner_not_processing())
