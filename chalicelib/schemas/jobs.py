@@ -276,7 +276,8 @@ def settings_from_stored(data: dict[str, Any] | None) -> JobSettingsResponse:
 
 class UploadRequest(RequestModel):
     file_name: Annotated[str, Field(min_length=1, max_length=1024)]
-    content_type: Annotated[str, Field(min_length=1, max_length=255)]
+    # a media type as an HTTP header carries it: no control characters (CR/LF would split the header)
+    content_type: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
     size: Annotated[int, Field(ge=1)]
 
 

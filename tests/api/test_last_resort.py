@@ -63,3 +63,10 @@ def test_a_response_that_cannot_be_built_is_a_500_in_our_shape(api, monkeypatch)
     monkeypatch.setattr(general, "about", lambda: object())  # not serialisable
     r = api.get("/api/about")
     assert r.status_code == 500 and set(body(r)) == {"detail"}
+
+
+def test_a_content_type_with_a_line_break_is_a_422_at_the_door(api):
+    person = make_user()
+    r = api.post("/api/wisp/uploads", json={"file_name": "a.wav", "content_type": "audio/wav\r\nX-Evil: 1", "size": 10},
+                 token=person.token)
+    assert r.status_code == 422 and body(r)["detail"][0]["loc"] == ["body", "content_type"]
