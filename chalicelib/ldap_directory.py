@@ -126,8 +126,27 @@ def _service_credentials(provider: LdapProviderSettings, password: str) -> dict[
         return {"authentication": ldap3.SASL, "sasl_mechanism": ldap3.DIGEST_MD5,
                 "sasl_credentials": (None, account.user, password, None)}
     if account.mechanism == "NTLM":
+        if not _is_lm_nt_hash(password) and not _md4_available():
+            raise DirectoryUnavailable("NTLM needs MD4, which this Python's OpenSSL lacks: give the service "
+                                       "account's password as its LM:NT hash pair (32:32 hex digits)")
         return {"authentication": ldap3.NTLM, "user": account.user, "password": password}
     return {"authentication": ldap3.SIMPLE, "user": account.user, "password": password}
+
+
+def _is_lm_nt_hash(password: str) -> bool:
+    """ldap3 takes "<LM hash>:<NT hash>" (hex) in place of an NTLM password, and then needs no MD4."""
+    parts = password.split(":")
+    return len(parts) == 2 and all(len(p) == 32 and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts)
+
+
+def _md4_available() -> bool:
+    import hashlib
+
+    try:
+        hashlib.new("md4")
+    except ValueError:
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------------------------

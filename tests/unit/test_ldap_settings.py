@@ -150,3 +150,12 @@ def test_missing_slapd_skips_but_fails_under_ci(monkeypatch):
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match="did NOT run"):
         slapd.require_slapd()
+
+
+def test_ntlm_without_md4_asks_for_the_hash_pair(monkeypatch):
+    provider = parse_settings(config(password="mechanism: NTLM\n        password: plain")).security.ldap_providers["Campus"]
+    monkeypatch.setattr(ldap_directory, "_md4_available", lambda: False)
+    with pytest.raises(ldap_directory.DirectoryUnavailable, match="LM:NT hash"):
+        ldap_directory._service_credentials(provider, "plain")
+    pair = "aad3b435b51404eeaad3b435b51404ee:" + "0" * 32
+    assert ldap_directory._service_credentials(provider, pair)["password"] == pair
