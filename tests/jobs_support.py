@@ -205,6 +205,24 @@ def _thread_local_current_request(app: Any) -> None:
                                    lambda self, value: setattr(local, "request", value))
 
 
+def _wisp_models() -> list[Any]:
+    """Every PynamoDB model of Wisp's tables: those in ALL_MODELS and any second view of one of
+    their tables (e.g. the fleet row of the counters table)."""
+    from pynamodb.models import Model
+
+    from chalicelib.store import ALL_MODELS
+    from chalicelib.store.base import TableMeta
+
+    found: list[Any] = list(ALL_MODELS)
+    pending = list(Model.__subclasses__())
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        if issubclass(getattr(model, "Meta", object), TableMeta) and model not in found:
+            found.append(model)
+    return found
+
+
 class HttpStack:
     """``with HttpStack() as stack:`` → ``stack.url`` serves the Wisp app over real HTTP, backed by a
     moto server (``stack.aws_url``) that the app reaches through ``WISP_AWS_ENDPOINT_URL``."""
@@ -223,7 +241,6 @@ class HttpStack:
 
         from chalicelib import aws, bootstrap
         from chalicelib.settings import get_settings
-        from chalicelib.store import ALL_MODELS
         from wisp_local import devserver
 
         port = free_port()
@@ -233,8 +250,8 @@ class HttpStack:
         self._undo.append(serialise_moto_dynamodb())
         previous = os.environ.get("WISP_AWS_ENDPOINT_URL")
         os.environ["WISP_AWS_ENDPOINT_URL"] = self.aws_url
-        hosts = {model: model.Meta.host for model in ALL_MODELS}
-        for model in ALL_MODELS:  # PynamoDB read the endpoint when the models were created
+        hosts = {model: model.Meta.host for model in _wisp_models()}
+        for model in hosts:  # PynamoDB read the endpoint when the models were created
             model.Meta.host = self.aws_url
             model._connection = None
 

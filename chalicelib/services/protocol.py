@@ -268,7 +268,7 @@ def submit_result(principal: RunnerPrincipal, *, error_msg: str | None, transcri
     runner = principal.runner
     job_id = _processing(runner)
     user_id = int(runner.job_user_id or 0)
-    if runner.abort and error_msg is None:
+    if runner.abort:  # whatever the runner reports after an abort (its audio is gone), the job was aborted
         error_msg = lifecycle.ABORTED
     failed = error_msg is not None or transcript is None
     result_key = None if failed else (stored_as or results.stage(job_id, transcript or {}))

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from chalicelib.services import leases
-from tests.jobs_support import TRANSCRIPT, HttpRunner, HttpStack, make_runner, make_user, multipart
+from tests.jobs_support import tiny_wav, TRANSCRIPT, HttpRunner, HttpStack, make_runner, make_user, multipart
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_runner_death_the_sweeper_requeues_and_another_runner_finishes(stack, mo
     _rid, token = make_runner()
     doomed = HttpRunner(stack.url, token)
     doomed.register(name="doomed")
-    job_id = _submit(stack, person.token, b"audio")
+    job_id = _submit(stack, person.token, tiny_wav())
     assert doomed.heartbeat()["job_assigned"] is True
     doomed.audio()
     # GIVEN the runner dies (no more heartbeats) and its lease runs out
@@ -110,7 +110,7 @@ def test_long_poll_sees_a_new_job_quickly(stack):
     waiter = threading.Thread(target=wait)
     waiter.start()
     time.sleep(0.5)
-    _submit(stack, person.token, b"audio")
+    _submit(stack, person.token, tiny_wav())
     submitted = time.monotonic()
     waiter.join(15)
     [(answered, answer)] = answers
