@@ -63,6 +63,8 @@ FUNCTION_ENVIRONMENT: dict[str, Any] = {
     "WISP_TABLE_PREFIX": {"Ref": "AWS::StackName"},
     "WISP_BUCKET": {"Ref": "Bucket"},
     "WISP_KMS_KEY_ID": {"Fn::GetAtt": ["DataKey", "Arn"]},
+    # seals the identity providers' refresh tokens (chalicelib/sealing.py)
+    "WISP_TOKEN_KMS_KEY_ID": {"Fn::GetAtt": ["DataKey", "Arn"]},
     "WISP_STAGE": {"Ref": "StageName"},
     "WISP_MAX_RUNNERS": {"Ref": "MaxRunners"},
     "WISP_JOBS_PER_RUNNER": {"Ref": "JobsPerRunner"},
@@ -124,6 +126,7 @@ STAGE_PARAMETERS: dict[str, str] = {
     "log_retention_days": "LogRetentionDays",
     "lambda_subnet_ids": "LambdaSubnetIds",
     "lambda_security_group_ids": "LambdaSecurityGroupIds",
+    "provider_secret_arns": "ProviderSecretArns",
     "frontend": "EnableFrontend",
     "frontend_domain_name": "FrontendDomainName",
     "frontend_certificate_arn": "FrontendCertificateArn",

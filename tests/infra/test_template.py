@@ -116,7 +116,8 @@ BACKEND = {"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:BatchGetItem"
            "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
            "dynamodb:Query", "dynamodb:Scan", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
            "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:ListBucket", "s3:ListBucketMultipartUploads",
-           "kms:Decrypt", "kms:GenerateDataKey", "secretsmanager:GetSecretValue", "ses:SendEmail", "ses:SendRawEmail",
+           "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "secretsmanager:GetSecretValue", "ses:SendEmail",
+           "ses:SendRawEmail",
            "cloudwatch:PutMetricData", "logs:CreateLogStream", "logs:PutLogEvents",
            "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
            "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"}
@@ -416,3 +417,22 @@ def test_stage_file_frontend_keys(tmp_path):
         load_stage_file(stage(frontend_domain_name="wisp.example.edu"))
     with pytest.raises(BuildError, match="client_url"):
         load_stage_file(stage(frontend_domain_name="other.example.edu", frontend_certificate_arn=arn))
+
+
+def test_functions_read_only_the_provider_secrets_the_stage_names(sam):
+    """The identity providers' secrets (issue 13) are readable only when the stage lists them, and
+    the refresh tokens are sealed with the stack's key."""
+    import json
+
+    template = sam
+    assert template["Parameters"]["ProviderSecretArns"]["Default"] == ""
+    (secrets,) = [st for _name, st in _statements(template) if st.get("Sid") == "Secrets"]
+    condition, with_providers, without = secrets["Resource"]["Fn::If"]
+    assert condition == "HasProviderSecrets" and without == [{"Ref": "SecretKeySecret"}, {"Ref": "AdminPasswordSecret"}]
+    assert "ProviderSecretArns" in json.dumps(with_providers)
+    (key_use,) = [st for _name, st in _statements(template) if st.get("Sid") == "DataKeyUse"]
+    assert "kms:Encrypt" in key_use["Action"]
+    for resource in template["Resources"].values():
+        if resource.get("Type") == "AWS::Serverless::Function" or resource.get("Type") == "AWS::Lambda::Function":
+            variables = resource["Properties"].get("Environment", {}).get("Variables", {})
+            assert variables.get("WISP_TOKEN_KMS_KEY_ID") == {"Fn::GetAtt": ["DataKey", "Arn"]}
