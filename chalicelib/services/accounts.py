@@ -159,6 +159,24 @@ def _move_email(user: User, new_email: str, *, changes: int | None = None) -> No
         raise errors.BadRequest("This e-mail address is already used by another account") from None
 
 
+def session_name(user_agent: str | None) -> str:
+    """What a login's session is called in the token list: the browser's User-Agent, shortened."""
+    return (user_agent or "").strip()[:256] or UNKNOWN_DEVICE
+
+
+def admin_scope(scope: str, *, is_admin: bool) -> bool:
+    """Whether a login's OAuth2 ``scope`` asks for an admin session (spec §3.2, §3.4): 400 for an
+    unknown scope, or for ``admin`` when the account has no admin privileges."""
+    scopes = scope.split()
+    unknown = [s for s in scopes if s != "admin"]
+    if unknown:
+        raise errors.BadRequest(f"Unknown scope: {' '.join(unknown)}")
+    admin = "admin" in scopes
+    if admin and not is_admin:
+        raise errors.BadRequest("This account has no admin privileges")
+    return admin
+
+
 def login(*, username: str, password: str, scope: str, user_agent: str | None) -> str:
     """Check a local login and open a session; returns the session secret (set as cookie)."""
     try:
@@ -169,16 +187,10 @@ def login(*, username: str, password: str, scope: str, user_agent: str | None) -
     user = find_local(email)
     if not passwords.verify(user.password_hash if user else None, password) or user is None:
         raise errors.Unauthorized("Incorrect e-mail address or password", headers={"WWW-Authenticate": "Bearer"})
-    scopes = scope.split()
-    unknown = [s for s in scopes if s != "admin"]
-    if unknown:
-        raise errors.BadRequest(f"Unknown scope: {' '.join(unknown)}")
-    admin = "admin" in scopes
-    if admin and not user.is_admin:
-        raise errors.BadRequest("This account has no admin privileges")
+    admin = admin_scope(scope, is_admin=bool(user.is_admin))
     if passwords.needs_rehash(user.password_hash):
         user.update(actions=[User.password_hash.set(passwords.hash_password(password))])
-    return tokens.issue_session(user, name=(user_agent or "").strip()[:256] or UNKNOWN_DEVICE, admin=admin).secret
+    return tokens.issue_session(user, name=session_name(user_agent), admin=admin).secret
 
 
 def request_password_reset(email: str) -> None:

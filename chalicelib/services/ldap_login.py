@@ -20,11 +20,10 @@ from ..settings import LdapProviderSettings, get_settings, ldap_service_password
 from ..store.base import transact_write
 from ..store.counters import next_id
 from ..store.users import Login, User, ldap_login_key
-from . import tokens
+from . import accounts, tokens
 
 log = logging.getLogger("wisp.ldap")
 
-UNKNOWN_DEVICE = "Unknown device"
 MAX_USERNAME_CHARS = 256
 WRONG = "Incorrect user name or password"
 
@@ -111,15 +110,9 @@ def login(*, provider_name: str, username: str, password: str, scope: str, user_
     """Check an LDAP login and open a session; returns the session secret (set as cookie)."""
     name, provider = provider_named(provider_name)
     person = authenticate(provider, username=username, password=password)
-    scopes = scope.split()
-    unknown = [s for s in scopes if s != "admin"]
-    if unknown:
-        raise errors.BadRequest(f"Unknown scope: {' '.join(unknown)}")
-    admin = "admin" in scopes
-    if admin and not person.is_admin:
-        raise errors.BadRequest("This account has no admin privileges")
+    admin = accounts.admin_scope(scope, is_admin=person.is_admin)
     user = account_of(name, person)
-    return tokens.issue_session(user, name=(user_agent or "").strip()[:256] or UNKNOWN_DEVICE, admin=admin).secret
+    return tokens.issue_session(user, name=accounts.session_name(user_agent), admin=admin).secret
 
 
 def account_of(provider_name: str, person: Person) -> User:

@@ -41,7 +41,7 @@ from ..store.base import transact_write
 from ..store.counters import next_id
 from ..store.users import Login, User, oidc_login_key
 from . import tokens
-from .accounts import UNKNOWN_DEVICE
+from .accounts import session_name
 
 log = logging.getLogger("wisp.oidc")
 
@@ -301,7 +301,7 @@ def finish_login(idp_name: str, *, query: dict[str, str], cookie_header: str | N
     user = _account(p, identity)
     sealed = sealing.seal_stored(refresh_token.encode(), purpose=REFRESH_PURPOSE,
                                  context={"user": str(int(user.id))})
-    name = (user_agent or "").strip()[:256] or UNKNOWN_DEVICE
+    name = session_name(user_agent)
     return tokens.issue_session(user, name=name, admin=identity.is_admin, idp_refresh_token=sealed).secret
 
 
