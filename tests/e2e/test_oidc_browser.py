@@ -98,3 +98,21 @@ def test_key_rotation_at_the_provider(world):
     assert r.status_code == 307, r.text
     assert idp.stats()["jwks_fetches"] == before + 1  # the unknown kid made Wisp fetch the keys again
     assert browser.get(f"{stack.url}/api/users/info").status_code == 200
+
+
+def test_the_provider_button_works_in_a_real_browser(world):
+    """Project-W's frontend shows a button per provider that navigates to /api/oidc/login/<name>;
+    headless chromium follows it through the provider's pages and back to client_url, with the
+    cookie set where the frontend reads it (not HttpOnly, spec §1.3)."""
+    import subprocess
+
+    from .stack import ROOT
+
+    stack, _idp = world
+    done = subprocess.run(["node", "oidc_browser.mjs", stack.url, "test idp", "alice"], cwd=ROOT / "tests" / "clients",
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["landed"].startswith(f"{stack.url}/")
+    assert "token=" in seen["cookie"]
+    assert seen["info"]["status"] == 200 and seen["info"]["body"]["user_type"] == "oidc"
