@@ -3,6 +3,8 @@
 * Direct uploads: pre-signed, resumable S3 multipart uploads for files beyond Lambda's limits.
 * Transcript URLs: pre-signed downloads for transcripts beyond Lambda's response limit.
 * Runner extensions: audio by URL, results by pre-signed POST, and a long-poll for new jobs.
+* Admin extensions: the list of runners with their state (the stock API can only create and
+  invalidate them).
 """
 from __future__ import annotations
 
@@ -11,10 +13,10 @@ from ..schemas.jobs import (
     UrlResponse,
 )
 from ..schemas.runners import (
-    HeartbeatResponse, ResultUploadResponse, SessionQuery, SubmitUploadedResultRequest,
+    HeartbeatResponse, ResultUploadResponse, RunnerInfoResponse, SessionQuery, SubmitUploadedResultRequest,
     WaitForJobQuery,
 )
-from ..services import jobs, protocol, uploads
+from ..services import admin, jobs, protocol, uploads
 from ..services.runner_gate import RunnerGate
 from ._http import Call, Router
 
@@ -129,3 +131,20 @@ def submit_uploaded_result(call: Call) -> str:
     """Like ``submit_job_result``, with the result JSON read from the uploaded object ``key``."""
     return protocol.submit_uploaded_result(call.principal, call.body.key, max_bytes=MAX_RESULT_BYTES)
 
+
+
+# ------------------------------------------------------------------------------------------
+# Admin extensions
+# ------------------------------------------------------------------------------------------
+
+
+@router.route("/admin/runners", "GET", gate="admin", response=list[RunnerInfoResponse], extension=True)
+def list_runners(call: Call) -> list[RunnerInfoResponse]:
+    """Every runner, in id order: name, version, git hash and priority as registered, its ``state``
+    (``offline``, ``idle``, ``assigned``: holds a job, ``processing``: fetched its audio), the job
+    it holds, that job's progress, and its ``last_heartbeat`` (when it last renewed its lease).
+
+    Needs an admin login (API tokens never qualify). An offline runner keeps only its id and
+    creation time; its job, if it still holds one, goes back to the queue within a minute.
+    """
+    return admin.list_runners()

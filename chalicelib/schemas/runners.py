@@ -1,6 +1,8 @@
 """Runner protocol and admin runner models (spec §3.6, §3.7), named as upstream's models."""
 from __future__ import annotations
 
+from datetime import datetime
+from enum import Enum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, model_validator
@@ -84,3 +86,29 @@ class ResultUploadResponse(BaseModel):
 
 class SubmitUploadedResultRequest(RequestModel):
     key: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+# Wisp admin extension
+
+
+class RunnerState(str, Enum):
+    offline = "offline"  # not registered, or its lease ran out
+    idle = "idle"  # registered, no job
+    assigned = "assigned"  # holds a job, has not fetched its audio yet
+    processing = "processing"  # fetched the job's audio
+
+
+class RunnerInfoResponse(BaseModel):
+    """One runner in the admin's list (``GET /api/wisp/admin/runners``)."""
+
+    id: int
+    name: str | None  # name, version, git_hash, source_code_url, priority: as registered; null offline
+    version: str | None
+    git_hash: str | None
+    source_code_url: str | None
+    priority: int | None
+    state: RunnerState
+    job_id: int | None  # the job it holds (an offline runner holds one until the sweeper frees it)
+    progress: float | None  # of that job, as last reported (0-100)
+    last_heartbeat: datetime | None  # when its lease was last renewed; null once it went offline cleanly
+    created_at: datetime | None

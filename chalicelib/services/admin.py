@@ -1,10 +1,14 @@
 """The admin routes' services (spec §3.7): runners, and the broadcast mail (banners: ``banners.py``)."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from .. import mail
+from ..schemas.runners import RunnerInfoResponse, RunnerState
 from ..store import jobs as job_store
 from ..store import lifecycle
 from ..store import runners as runner_store
+from ..store.runners import RunnerRecord
 from ..store.counters import next_id
 from ..store.users import scan_users
 from . import assignment, leases, tokens
@@ -45,3 +49,25 @@ def invalidate_runner(runner_id: int) -> str:
     lifecycle.detach_finished_jobs(runner_id, job_store.ids_by_runner(runner_id))
     assignment.assign_pending()
     return f"Runner {runner_id} was invalidated"
+
+
+def list_runners() -> list[RunnerInfoResponse]:
+    """Every runner with its state, its job and its last heartbeat, in id order (an admin's view)."""
+    moment = leases.clock()
+    return [_runner_info(runner, moment) for runner in runner_store.scan_all()]
+
+
+def _runner_info(runner: RunnerRecord, moment: float) -> RunnerInfoResponse:
+    if not runner.live(moment):
+        state = RunnerState.offline
+    elif runner.job_id is None:
+        state = RunnerState.idle
+    else:
+        state = RunnerState.processing if runner.in_process else RunnerState.assigned
+    # every lease renewal sets expires_at = now + LEASE_SECONDS, so this is when the runner last called
+    heartbeat = (None if runner.expires_at is None
+                 else datetime.fromtimestamp(runner.expires_at - leases.LEASE_SECONDS, tz=timezone.utc))
+    return RunnerInfoResponse(id=runner.id, name=runner.name, version=runner.version, git_hash=runner.git_hash,
+                              source_code_url=runner.source_code_url, priority=runner.priority, state=state,
+                              job_id=runner.job_id, progress=runner.progress, last_heartbeat=heartbeat,
+                              created_at=runner.created_at)

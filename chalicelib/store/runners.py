@@ -7,7 +7,8 @@ not do. The job a runner holds is copied onto the row at assignment (id, owner, 
 key), so the runner calls never read the job row.
 
 Indexes: ``by-id`` (admin routes address runners by id) and the sparse ``online`` index
-(online = "o", expires_at): idle runners for assignment and expired ones for the sweeper.
+(online = "o", expires_at): idle runners for assignment and expired ones for the sweeper. The
+admin's list of all runners (``scan_all``) scans the table: see there why.
 """
 from __future__ import annotations
 
@@ -146,6 +147,26 @@ def by_id(runner_id: int) -> RunnerRecord | None:
     for hit in Runner.by_id.query(runner_id, limit=1):
         return get(hit.token_hash)
     return None
+
+
+MAX_LISTED = 1000  # runners the admin list reads at most (Wisp deployments have a handful)
+
+# what the admin list shows; a held job's settings and audio key stay unread
+_LISTED = ["token_hash", "id", "created_at", "online", "expires_at", "name", "version", "git_hash",
+           "source_code_url", "priority", "job_id", "in_process", "progress"]
+
+
+def scan_all(limit: int = MAX_LISTED) -> list[RunnerRecord]:
+    """Every runner row (online or not), at most ``limit``, in id order; strongly consistent.
+
+    A Scan, for the admin's runner list only: the table holds one small row per runner token (a
+    deployment has a handful, never thousands), so one Scan page of ~1 MB reads them all for a few
+    read units. The alternatives cost more: ``by-id`` is KEYS_ONLY (a Scan of it still needs a
+    BatchGetItem per 100 ids), and the sparse ``online`` index misses the offline runners the admin
+    also wants to see. Not for request paths that users or runners trigger.
+    """
+    rows = Runner.scan(consistent_read=True, limit=limit, attributes_to_get=_LISTED)
+    return sorted((record(r) for r in rows), key=lambda r: r.id)
 
 
 def online_after(moment: float) -> list[RunnerRecord]:
