@@ -1,0 +1,10 @@
+export { FileUpload, browserNetwork } from "./engine";
+export type { NetworkMonitor, UploadFailure, UploadOptions, UploadPhase, UploadSnapshot } from "./engine";
+export { UploadManager } from "./manager";
+export type { AddResult, ManagedUpload, ManagerOptions } from "./manager";
+export { createUploadApi, createXhrTransport } from "./http";
+export { ResumeStore, fileKey } from "./resumeStore";
+export type { ResumeRecord } from "./resumeStore";
+export { HttpError, NetworkError } from "./errors";
+export { mediaType } from "./mime";
+export { partCount, partRanges } from "./parts";
