@@ -24,14 +24,20 @@ APT_PACKAGES := espeak-ng
 TEST_APT_PACKAGES := chromium slapd ldap-utils
 # the real clients the end-to-end tests run (npm ci whenever the lock file changes)
 CLIENTS_STAMP := tests/clients/node_modules/.installed
+# Wisp's web app (web/): npm ci whenever its lock file changes; built into web/dist (served at `/`
+# by `make run`) whenever a source changes. A build takes a few seconds.
+WEB_STAMP := web/node_modules/.installed
+WEB_BUILD := web/dist/index.html
+WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
+NEED_NPM = @command -v npm >/dev/null || { echo "$@ needs Node.js 20 with npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
 
-.PHONY: help run test system-packages
+.PHONY: help run test system-packages web web-api
 
 help:
 	@echo "make run    start Wisp locally (API on http://127.0.0.1:$${PORT:-8000}, docs at /docs)"
 	@echo "make test   run the whole test suite"
 
-run: system-packages $(STAMP)
+run: system-packages $(STAMP) $(WEB_BUILD)
 	exec $(PY) -m wisp_local
 
 # ruff, mypy (mypy.ini), then two pytest runs: the runner is its own project (runner_image/pytest.ini,
@@ -41,10 +47,11 @@ run: system-packages $(STAMP)
 TEST_WORKERS ?= 2
 PYTEST_WORKERS = -n $(TEST_WORKERS) --dist loadfile
 test: APT_PACKAGES += $(TEST_APT_PACKAGES)
-test: system-packages $(STAMP) $(CLIENTS_STAMP)
+test: system-packages $(STAMP) $(CLIENTS_STAMP) $(WEB_BUILD)
 	status=0; \
 	$(VENV)/bin/ruff check --quiet . || status=$$?; \
 	$(VENV)/bin/mypy || status=$$?; \
+	npm test --prefix web --silent || status=$$?; \
 	$(PY) -m pytest -q $(PYTEST_WORKERS) tests || status=$$?; \
 	(cd runner_image && ../$(PY) -m pytest -q $(PYTEST_WORKERS)) || status=$$?; \
 	exit $$status
@@ -57,6 +64,22 @@ $(CLIENTS_STAMP): tests/clients/package.json tests/clients/package-lock.json
 	@command -v npm >/dev/null || { echo "make test needs Node.js 20 with npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
 	npm ci --prefix tests/clients --no-audit --no-fund --loglevel=error
 	touch $@
+
+$(WEB_STAMP): web/package.json web/package-lock.json
+	$(NEED_NPM)
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(WEB_BUILD): $(WEB_STAMP) $(WEB_SOURCES)
+	npm run --prefix web --silent build
+
+web: $(WEB_BUILD)
+
+# The web app's API client (web/src/api/schema.d.ts), generated again from the app's own OpenAPI
+# document; tests/web/test_api_client.py fails when the committed one is out of date.
+web-api: $(STAMP) $(WEB_STAMP)
+	$(PY) -c "from chalicelib import openapi; print(openapi.document_json())" > web/openapi.json
+	npm run --prefix web --silent gen:api
 
 $(PY): | system-packages
 	python=$$(command -v python3.11 || command -v python3); "$$python" -m venv $(VENV)

@@ -296,7 +296,7 @@ def make_server(port: int) -> Any:
 
     from . import landing
 
-    # local only: the landing page takes GET / from the fallback's 404 (deployed stacks serve the
+    # local only: the web app (web/dist) takes GET / from the fallback's 404 (deployed stacks serve the
     # frontend there)
     app.routes.get("/", {}).pop("GET", None)
     app.register_blueprint(landing.blueprint)

@@ -1,0 +1,5 @@
+import { render } from "preact";
+import { App } from "./app/App";
+import "./app/styles.css";
+
+render(<App />, document.getElementById("app")!);
