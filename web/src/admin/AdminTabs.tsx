@@ -1,6 +1,7 @@
 // The administration's own navigation: runners, site banners, mail to all users.
 import { Link } from "../app/router";
 import { useStrings } from "../i18n";
+import "./admin.css";
 
 export const ADMIN_PAGES = [
   { path: "/admin", label: "runners" },

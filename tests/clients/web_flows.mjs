@@ -1,0 +1,266 @@
+// Drives Wisp's web app (web/, served at `/` by the local stack) in Debian's headless chromium as a
+// person does, one flow per run. Each step is bounded in time and ends with a screenshot in `out`.
+// Usage: node web_flows.mjs '<json>' with {flow: "user"|"admin"|"banner", base, out, ...flow fields}.
+// Prints one JSON line per step: {step, ok, ms, screenshot, data?, error?}; stops at the first failure.
+// Exit status 0 unless a step failed or the browser could not be driven.
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { launchChromium } from "./chromium.mjs";
+
+const config = JSON.parse(process.argv[2]);
+const STEP_MS = config.step_ms ?? 60000;
+
+let counter = 0;
+async function step(page, name, work, ms = STEP_MS) {
+  const started = Date.now();
+  const shot = join(config.out, `${String(++counter).padStart(2, "0")}-${config.flow}-${name}.png`);
+  let timer;
+  try {
+    const data = await Promise.race([
+      work(),
+      new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`step timed out after ${ms} ms`)), ms); }),
+    ]);
+    await page.screenshot({ path: shot, fullPage: true }).catch(() => undefined);
+    console.log(JSON.stringify({ step: name, ok: true, ms: Date.now() - started, screenshot: shot, data }));
+    return data;
+  } catch (error) {
+    await page.screenshot({ path: shot, fullPage: true }).catch(() => undefined);
+    console.log(JSON.stringify({ step: name, ok: false, ms: Date.now() - started, screenshot: shot, error: String(error?.stack ?? error) }));
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const app = (hash) => `${config.base}/#${hash}`;
+
+async function signIn(page, email, password, admin = false) {
+  await page.goto(app(admin ? "/auth/admin" : "/auth/login"));
+  await page.getByLabel("E-mail address").fill(email);
+  await page.getByLabel("Password", { exact: true }).fill(password);
+  await page.getByRole("button", { name: admin ? "Sign in as administrator" : "Sign in", exact: true }).click();
+  await page.getByText(`Signed in as ${email}`).waitFor();
+}
+
+async function activationLink(email, waitMs = 30000) {
+  const deadline = Date.now() + waitMs;
+  while (Date.now() < deadline) {
+    const text = await readFile(config.mailbox, "utf8").catch(() => "");
+    // the mails are appended whole; the last link after this address's To: line is ours
+    const at = text.lastIndexOf(email);
+    const match = at >= 0 ? /(http\S+\/#\/local\/activate\?token=\S+)/.exec(text.slice(at)) : null;
+    if (match) return match[1];
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  throw new Error(`no activation mail for ${email} in ${config.mailbox}`);
+}
+
+async function userFlow(browser) {
+  const context = await browser.newContext({ acceptDownloads: true });
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: config.base });
+  const page = await context.newPage();
+  page.setDefaultTimeout(30000);
+  const { email, password } = config;
+
+  await step(page, "sign-up", async () => {
+    await page.goto(app("/auth/signup"));
+    await page.getByLabel("E-mail address").fill(email);
+    await page.getByLabel("Password", { exact: true }).fill(password);
+    await page.getByLabel("Repeat the password").fill(password);
+    await page.getByRole("button", { name: "Create account" }).click();
+    await page.getByText("Your account is created.").waitFor();
+  });
+
+  await step(page, "activate", async () => {
+    const link = await activationLink(email);
+    await page.goto(link);
+    await page.getByText("Your e-mail address is confirmed.").waitFor();
+    return { link: link.replace(/token=.*/, "token=…") };
+  });
+
+  await step(page, "sign-in", () => signIn(page, email, password));
+
+  // stand-in for the upload page (web/src/upload has no page yet): the same two calls from the page
+  const jobId = await step(page, "submit-job-through-the-api", async () => {
+    const audio = (await readFile(config.audio)).toString("base64");
+    return page.evaluate(async (b64) => {
+      const settings = await fetch("api/jobs/submit_settings", {
+        method: "POST", credentials: "include", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ model: "tiny.en", language: "en" }),
+      });
+      if (!settings.ok) throw new Error(`submit_settings: ${settings.status} ${await settings.text()}`);
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const form = new FormData();
+      form.append("audio_file", new File([bytes], "interview.wav", { type: "audio/wav" }));
+      const r = await fetch(`api/jobs/submit_job?job_settings_id=${await settings.json()}`, { method: "POST", credentials: "include", body: form });
+      if (!r.ok) throw new Error(`submit_job: ${r.status} ${await r.text()}`);
+      return r.json();
+    }, audio);
+  });
+
+  await step(page, "job-succeeds", async () => {
+    for (;;) {
+      const [info] = await page.evaluate(async (id) => (await fetch(`api/jobs/info?job_ids=${id}`, { credentials: "include" })).json(), jobId);
+      if (info.step === "success") return { step: info.step };
+      if (info.step === "failed") throw new Error(`job failed: ${info.error_msg}`);
+      await page.waitForTimeout(500);
+    }
+  }, config.job_ms ?? 240000);
+
+  const words = await step(page, "read-transcript", async () => {
+    await page.goto(app(`/jobs/${jobId}/transcript`));
+    await page.locator("ol.segments li").first().waitFor();
+    const text = await page.locator("ol.segments").innerText();
+    const count = await page.locator("ol.segments .word").count();
+    return { text, segments: await page.locator("ol.segments li").count(), words: count };
+  });
+
+  await step(page, "search", async () => {
+    await page.getByLabel("Search in the text").fill(config.search);
+    await page.locator(".transcript-tools .matches").filter({ hasText: /\d+ of \d+/ }).waitFor();
+    return {
+      status: await page.locator(".transcript-tools .matches").innerText(),
+      marked: await page.locator("ol.segments .word.match, ol.segments mark").count(),
+    };
+  });
+
+  await step(page, "copy-text", async () => {
+    await page.getByLabel("Search in the text").fill("");
+    await page.getByRole("button", { name: "Copy text" }).click();
+    await page.getByRole("button", { name: "Copied" }).waitFor();
+    return { clipboard: await page.evaluate(() => navigator.clipboard.readText()) };
+  });
+
+  const sync = await step(page, "play-in-sync", async () => {
+    // this tab did not upload the file: open it again, as a person would
+    await page.getByLabel(/Open the recording/).setInputFiles(config.audio);
+    await page.locator("audio").waitFor();
+    await page.waitForFunction(() => document.querySelector("audio").readyState >= 1);
+    const target = page.locator("ol.segments .word.playable").nth(Math.min(words.words - 1, 5));
+    const clickedStart = Number(await target.getAttribute("data-start"));
+    await target.click();
+    await page.locator("ol.segments .word.is-spoken").first().waitFor();
+    const first = await page.evaluate(() => ({
+      time: document.querySelector("audio").currentTime,
+      word: document.querySelector(".word.is-spoken")?.textContent,
+      index: document.querySelector(".word.is-spoken")?.getAttribute("data-word"),
+      segment: document.querySelector(".word.is-spoken")?.getAttribute("data-seg"),
+    }));
+    await page.waitForTimeout(1500);
+    const later = await page.evaluate(() => ({
+      time: document.querySelector("audio").currentTime,
+      paused: document.querySelector("audio").paused,
+      word: document.querySelector(".word.is-spoken")?.textContent,
+      index: document.querySelector(".word.is-spoken")?.getAttribute("data-word"),
+      segment: document.querySelector(".word.is-spoken")?.getAttribute("data-seg"),
+      currentSegments: document.querySelectorAll("li.is-current").length,
+    }));
+    await page.evaluate(() => document.querySelector("audio").pause());
+    return { clickedStart, first, later };
+  });
+
+  const downloads = {};
+  for (const format of ["SRT", "VTT"]) {
+    downloads[format] = await step(page, `download-${format.toLowerCase()}`, async () => {
+      const [download] = await Promise.all([
+        page.waitForEvent("download"),
+        page.getByRole("button", { name: `Download as ${format}` }).click(),
+      ]);
+      const path = join(config.out, download.suggestedFilename());
+      await download.saveAs(path);
+      return { name: download.suggestedFilename(), head: (await readFile(path, "utf8")).slice(0, 200) };
+    });
+  }
+
+  await step(page, "sign-out", async () => {
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    return { info: await page.evaluate(async () => (await fetch("api/users/info", { credentials: "include" })).status) };
+  });
+  await writeFile(join(config.out, `${config.flow}-result.json`), JSON.stringify({ jobId, sync, downloads }));
+  await context.close();
+}
+
+async function adminFlow(browser) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(30000);
+  page.on("dialog", (dialog) => void dialog.accept());
+
+  await step(page, "admin-sign-in", () => signIn(page, config.admin_email, config.admin_password, true));
+
+  const listed = await step(page, "runners", async () => {
+    await page.getByRole("link", { name: "Administration" }).click();
+    await page.locator("table.runners tbody tr").first().waitFor();
+    return page.locator("table.runners tbody tr").evaluateAll((rows) => rows.map((row) => ({
+      id: Number(row.getAttribute("data-runner")),
+      cells: [...row.querySelectorAll("td")].map((td) => td.innerText.trim()),
+    })));
+  });
+
+  const created = await step(page, "create-runner", async () => {
+    await page.getByRole("button", { name: "Create a runner" }).click();
+    const token = await page.getByTestId("runner-token").innerText();
+    const id = Number(/Runner (\d+) is created/.exec(await page.locator(".success").first().innerText())[1]);
+    await page.locator(`tr[data-runner="${id}"]`).waitFor();
+    return { id, tokenLength: token.trim().length, state: await page.locator(`tr[data-runner="${id}"] .state`).innerText() };
+  });
+
+  await step(page, "invalidate-runner", async () => {
+    await page.getByRole("button", { name: `Invalidate runner ${created.id}` }).click();
+    await page.locator(`tr[data-runner="${created.id}"]`).waitFor({ state: "detached" });
+    return { message: await page.locator("p.success").innerText() };
+  });
+
+  await step(page, "post-banner", async () => {
+    await page.getByRole("link", { name: "Site banners" }).click();
+    await page.getByLabel("Text (HTML)").fill(config.banner_html);
+    await page.getByLabel("Urgency").fill("150");
+    await page.getByRole("button", { name: "Add banner" }).click();
+    await page.locator(".banner-list li").first().waitFor();
+    // the layout shows it at once on every page, too
+    await page.locator("body > #app .banner.important, .banner.important").first().waitFor();
+    return { listed: await page.locator(".banner-list li").count() };
+  });
+
+  await step(page, "mail-all-users", async () => {
+    await page.getByRole("link", { name: "Mail to all users" }).click();
+    await page.getByLabel("Subject").fill(config.mail_subject);
+    await page.getByLabel("Message").fill("The service is down for maintenance tonight.");
+    await page.getByRole("button", { name: "Send to all users" }).click();
+    await page.getByText("The mail is sent.").waitFor();
+  });
+
+  await writeFile(join(config.out, `${config.flow}-result.json`), JSON.stringify({ listed, created }));
+  await context.close();
+}
+
+async function bannerFlow(browser) {
+  // a user (signed in, then signed out) sees the banner an admin posted
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(30000);
+  await step(page, "user-sees-banner", async () => {
+    await signIn(page, config.email, config.password);
+    const banner = page.locator(".banner", { hasText: config.banner_text }).first();
+    await banner.waitFor();
+    return { text: await banner.innerText(), class: await banner.getAttribute("class") };
+  });
+  await step(page, "about-lists-banner", async () => {
+    await page.goto(app("/about"));
+    await page.locator("ul.notices li", { hasText: config.banner_text }).waitFor();
+  });
+  await context.close();
+}
+
+const FLOWS = { user: userFlow, admin: adminFlow, banner: bannerFlow };
+const browser = await launchChromium();
+let status = 0;
+try {
+  await FLOWS[config.flow](browser);
+} catch {
+  status = 1;
+} finally {
+  await browser.close();
+}
+process.exit(status);
