@@ -7,5 +7,5 @@ imports this package (``tests/infra/test_bundle.py`` checks both, and the built 
 * ``stack``: ``make run`` (``python -m wisp_local``): local AWS, bootstrap, the API, one runner, the schedules.
 * ``emulated_aws``: moto's server behind one lock, its state kept in a snapshot and a journal.
 * ``devserver``: patches of Chalice's local gateway so that it routes and decodes like API Gateway.
-* ``landing``: the page at ``/`` that makes the links in mails clickable without a frontend.
+* ``landing``: serves the built web app (``web/dist``) at ``/``, where the links in mails lead.
 """

@@ -48,7 +48,7 @@ class StartupError(Exception):
 
 @dataclass(frozen=True)
 class Options:
-    port: int  # PORT: the API and the landing page
+    port: int  # PORT: the API and the web app
     moto_port: int  # WISP_MOTO_PORT: the local AWS endpoint (0 = any free port)
     state_dir: Path  # WISP_STATE_DIR
     persist: bool  # WISP_PERSIST: load the saved local AWS state and keep saving it (0: neither; nothing is deleted)
@@ -480,7 +480,8 @@ def _banner(opts: Options, settings: Any, url: str, aws_url: str, restored: Any,
     lines = [
         "",
         "Wisp is running.",
-        f"  API:            {url}/api   (landing page for mail links: {url}/)",
+        f"  Web app:        {url}/   (sign in, sign up, account; mail links open here)",
+        f"  API:            {url}/api",
         f"  API docs:       {url}/docs  (Swagger UI), {url}/redoc, {url}/openapi.json",
         f"  Local AWS:      {aws_url}  (moto: DynamoDB, S3, SES)",
         f"  Configuration:  {os.environ['WISP_CONFIG']}",
