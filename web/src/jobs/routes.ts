@@ -1,5 +1,5 @@
-// Scaffold (owned by the jobs feature): the jobs list is the start page ("/", where job mails link).
-import { Placeholder } from "../app/Placeholder";
+// The jobs feature's pages: the jobs list with the upload panel is the start page ("/", where job
+// mails link); the default job settings have their own page.
 import type { RouteDef } from "../app/router";
 
 export const routes: RouteDef[] = [
@@ -8,6 +8,13 @@ export const routes: RouteDef[] = [
     access: "user",
     title: (s) => s.nav.jobs,
     nav: (s) => s.nav.jobs,
-    component: Placeholder,
+    load: () => import("./JobsPage"),
+  },
+  {
+    path: "/settings",
+    access: "user",
+    title: (s) => s.settings.title,
+    nav: (s) => s.settings.nav,
+    load: () => import("../settings/SettingsPage"),
   },
 ];
