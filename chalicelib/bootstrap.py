@@ -39,8 +39,10 @@ def ensure_tables() -> None:
             )
 
 
-def ensure_bucket() -> None:
-    """The audio/transcript bucket: private, encrypted at rest, incomplete uploads cleaned up."""
+def ensure_bucket(client_url: str | None = None) -> None:
+    """The audio/transcript bucket: private, encrypted at rest, incomplete uploads cleaned up, and
+    (``client_url``) reachable from the web app's origin for direct uploads, as the deploy
+    template's CORS rule makes it: PUT parts, read their ``ETag``."""
     env = environment()
     s3 = aws.client("s3")
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
@@ -73,6 +75,15 @@ def ensure_bucket() -> None:
             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 2},
         }]},
     )
+    if client_url:
+        from urllib.parse import urlsplit
+
+        origin = urlsplit(client_url)
+        s3.put_bucket_cors(Bucket=env.bucket, CORSConfiguration={"CORSRules": [{
+            "ID": "web-origin", "AllowedOrigins": [f"{origin.scheme}://{origin.netloc}"],
+            "AllowedMethods": ["GET", "PUT", "POST", "HEAD"], "AllowedHeaders": ["*"],
+            "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3000,
+        }]})
 
 
 def ensure_sender_identity(settings: Settings) -> None:
@@ -82,7 +93,7 @@ def ensure_sender_identity(settings: Settings) -> None:
 
 def ensure_all(settings: Settings) -> None:
     ensure_tables()
-    ensure_bucket()
+    ensure_bucket(settings.client_url)
     ensure_sender_identity(settings)
 
 

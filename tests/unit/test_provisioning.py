@@ -38,3 +38,15 @@ def test_conflicting_address_is_a_config_error_naming_the_key(use_settings):
     _provisioning(use_settings, {2: ProvisionedUser(email="someone@example.org", password="First-Password-1")})
     with pytest.raises(ConfigError, match=r"security\.local_account\.user_provisioning\.2\.email"):
         accounts.provision_users()
+
+
+def test_the_local_bucket_lets_the_web_app_upload_parts_and_read_their_etag():
+    """Direct uploads from the web app (issue 14) PUT parts from client_url's origin and read the
+    ETag, as the deploy template's CORS rule allows; the local bucket gets the same rule."""
+    from chalicelib import aws, bootstrap
+    from chalicelib.settings import environment, get_settings
+
+    bootstrap.ensure_bucket(get_settings().client_url)
+    (rule,) = aws.client("s3").get_bucket_cors(Bucket=environment().bucket)["CORSRules"]
+    assert rule["AllowedOrigins"] == ["http://wisp.test"] and "PUT" in rule["AllowedMethods"]
+    assert rule["ExposeHeaders"] == ["ETag"]
