@@ -55,11 +55,12 @@ def test_account_lifecycle_over_http_and_clean_stop(stacks):
     r = requests.get(f"{stack.url}/api/users/info", headers={"Authorization": f"Bearer {api_token}"})
     assert r.status_code == 200, r.text
 
-    # AND the activation mail was echoed on the console, its link leading to the landing page
+    # AND the activation mail was echoed on the console, its link leading to the web app at /
+    # (tests/web/test_smoke.py opens it in a browser)
     assert f"{stack.url}/#/local/activate?token=" in stack.output()
     page = requests.get(f"{stack.url}/")
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
-    assert "api/local-account/activate?token=" in page.text
+    assert '<div id="app">' in page.text and 'type="module"' in page.text
 
     # WHEN the stack gets SIGTERM THEN it exits cleanly and leaves no process behind
     assert stack.stop() == 0
