@@ -92,6 +92,7 @@ system-packages:
 	  echo "note: not a Debian system; make sure these are installed: $(APT_PACKAGES) (and Python 3.11 with venv)"; exit 0; \
 	fi; \
 	for p in $(APT_PACKAGES); do dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ ! -x $(PY) ]; then \
 	  python=$$(command -v python3.11 || command -v python3 || true); \
 	  if [ -z "$$python" ]; then missing="$$missing python3 python3-venv"; \
