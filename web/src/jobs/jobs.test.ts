@@ -118,7 +118,7 @@ describe("the event stream client", () => {
   });
 });
 
-function job(id: number, step: string, extra: Partial<JobInfo> = {}): JobInfo {
+function job(id: number, step: JobInfo["step"], extra: Partial<JobInfo> = {}): JobInfo {
   return {
     id, step, progress: 0, abort: false, creation_timestamp: "2026-01-01T00:00:00Z", file_name: `file${id}.wav`,
     finish_timestamp: null, runner_name: null, runner_id: null, runner_version: null, runner_git_hash: null,

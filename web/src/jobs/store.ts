@@ -5,29 +5,14 @@
 // (a status group, a text search) needs the details of every job, so the store reads all of them
 // then (in batches) and filters here. Without such a filter only the shown page is read.
 import type { JobEvent } from "./events";
-import type { JobSettings } from "../settings/model";
+import type { components } from "../api/schema";
 import { canAbort, isFinished, matchesStatus } from "./status";
 import type { StatusFilter } from "./status";
 
-export interface JobInfo {
-  id: number;
-  progress: number;
-  abort: boolean;
-  creation_timestamp: string;
-  file_name: string;
-  finish_timestamp: string | null;
-  runner_name: string | null;
-  runner_id: number | null;
-  runner_version: string | null;
-  runner_git_hash: string | null;
-  runner_source_code_url: string | null;
-  downloaded: boolean | null;
-  error_msg: string | null;
-  settings: JobSettings;
-  step: string;
-}
+/** A job as GET /api/jobs/info answers (the generated client's type). */
+export type JobInfo = components["schemas"]["JobInfoResponse"];
 
-export type SortKey = "creation_time" | "filename";
+export type SortKey = components["schemas"]["JobSortKey"];
 
 export interface JobQuery {
   status: StatusFilter;

@@ -1,68 +1,42 @@
 // Job settings (spec §4): the types, the application defaults, the form's editable state and the
 // conversion between the two, and the cross-field rules checked before sending.
 
-export type Task = "transcribe" | "translate";
-export type Model = "tiny" | "tiny.en" | "base" | "base.en" | "small" | "small.en" | "medium" | "medium.en" | "turbo" | "large";
-export type InterpolateMethod = "nearest" | "linear" | "ignore";
+import type { components } from "../api/schema";
 
-export interface AlignmentProcessing {
-  highlight_words: boolean;
-  max_line_count: number | null;
-  max_line_width: number | null;
+// The types come from the generated client (Wisp's /openapi.json): one definition, checked for
+// drift by tests/web/test_api_client.py.
+type Schemas = components["schemas"];
+export type JobSettings = Schemas["JobSettingsResponse"];
+export type Task = Schemas["TaskEnum"];
+export type Model = Schemas["JobModelEnum"];
+export type Language = Schemas["JobLangEnum"];
+export type AlignmentSettings = Schemas["AlignmentSettings"];
+export type AlignmentProcessing = AlignmentSettings["processing"];
+export type InterpolateMethod = AlignmentSettings["interpolate_method"];
+export type DiarizationSettings = Schemas["DiarizationSettings"];
+export type VadSettings = Schemas["VadSettings"];
+export type AsrSettings = Schemas["AsrSettings"];
+
+/** Compile-time check that a list names every member of a union, and nothing else. */
+type Exactly<List extends readonly string[], Union extends string> =
+  [Exclude<Union, List[number]>] extends [never] ? ([Exclude<List[number], Union>] extends [never] ? List : never) : never;
+function every<Union extends string>() {
+  return <const List extends readonly Union[]>(list: Exactly<List, Union>): readonly Union[] => list;
 }
 
-export interface AlignmentSettings {
-  processing: AlignmentProcessing;
-  return_char_alignments: boolean;
-  interpolate_method: InterpolateMethod;
-}
-
-export interface DiarizationSettings {
-  min_speakers: number | null;
-  max_speakers: number | null;
-}
-
-export interface VadSettings {
-  vad_onset: number;
-  vad_offset: number;
-  chunk_size: number;
-}
-
-export interface AsrSettings {
-  beam_size: number;
-  patience: number;
-  length_penalty: number;
-  temperature: number;
-  temperature_increment_on_fallback: number;
-  compression_ratio_threshold: number;
-  log_prob_threshold: number;
-  no_speech_threshold: number;
-  initial_prompt: string | null;
-  suppress_tokens: number[];
-  suppress_numerals: boolean;
-}
-
-export interface JobSettings {
-  task: Task;
-  model: Model;
-  language: string | null;
-  alignment: AlignmentSettings | null;
-  diarization: DiarizationSettings | null;
-  vad_settings: VadSettings;
-  asr_settings: AsrSettings;
-  email_notification: boolean;
-}
-
-export const MODELS: readonly Model[] = ["tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en", "turbo", "large"];
+export const MODELS: readonly Model[] = every<Model>()(["tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en", "turbo", "large"]);
 export const ENGLISH_ONLY: ReadonlySet<string> = new Set(["tiny.en", "base.en", "small.en", "medium.en"]);
-export const INTERPOLATE_METHODS: readonly InterpolateMethod[] = ["nearest", "linear", "ignore"];
+export const INTERPOLATE_METHODS: readonly InterpolateMethod[] = every<InterpolateMethod>()(["nearest", "linear", "ignore"]);
 
-export const LANGUAGES: readonly string[] = (
-  "af am ar as az ba be bg bn bo br bs ca cs cy da de el en es et eu fa fi fo fr gl gu ha haw he hi " +
-  "hr ht hu hy id is it ja jw ka kk km kn ko la lb ln lo lt lv mg mi mk ml mn mr ms mt my ne nl nn " +
-  "no oc pa pl ps pt ro ru sa sd si sk sl sn so sq sr su sv sw ta te tg th tk tl tr tt uk ur uz vi " +
-  "yi yo yue zh"
-).split(" ");
+export const LANGUAGES: readonly Language[] = every<Language>()([
+  "af", "am", "ar", "as", "az", "ba", "be", "bg", "bn", "bo", "br", "bs", "ca", "cs", "cy", "da",
+  "de", "el", "en", "es", "et", "eu", "fa", "fi", "fo", "fr", "gl", "gu", "ha", "haw", "he", "hi",
+  "hr", "ht", "hu", "hy", "id", "is", "it", "ja", "jw", "ka", "kk", "km", "kn", "ko", "la", "lb",
+  "ln", "lo", "lt", "lv", "mg", "mi", "mk", "ml", "mn", "mr", "ms", "mt", "my", "ne", "nl", "nn",
+  "no", "oc", "pa", "pl", "ps", "pt", "ro", "ru", "sa", "sd", "si", "sk", "sl", "sn", "so", "sq",
+  "sr", "su", "sv", "sw", "ta", "te", "tg", "th", "tk", "tl", "tr", "tt", "uk", "ur", "uz", "vi",
+  "yi", "yo", "yue", "zh"
+]);
 
 export const ALIGNMENT_LANGUAGES: ReadonlySet<string> = new Set(
   ("en fr de es it ja zh nl uk pt ar cs ru pl hu fi fa el tr da he vi ko ur te hi ca ml no nn sk sl " +
