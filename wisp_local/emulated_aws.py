@@ -93,6 +93,10 @@ class Answer:
     body: bytes
 
 
+INCOMPLETE_BODY = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>IncompleteBody</Code><Message>You did not '
+                   b'provide the number of bytes specified by the Content-Length HTTP header</Message></Error>')
+
+
 class SerializedMoto:
     """The WSGI app of the local AWS server: moto's own, one request at a time.
 
@@ -113,7 +117,13 @@ class SerializedMoto:
         self._clients: dict[tuple[str, str], Any] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        declared = None if environ.get("wsgi.input_terminated") else int(environ.get("CONTENT_LENGTH") or 0)
         body = _take_body(environ)
+        if declared is not None and len(body) < declared:
+            # the client went away mid-body (a paused upload, a dropped connection): S3 stores
+            # nothing and answers 400 IncompleteBody; moto would store the truncated part
+            start_response("400 Bad Request", [("Content-Type", "application/xml")])
+            return [INCOMPLETE_BODY]
         with self.lock:
             if environ.get("PATH_INFO") == "/moto-api/data.json":
                 answer = _model_data()

@@ -1,6 +1,6 @@
 // Drives Wisp's web app (web/, served at `/` by the local stack) in Debian's headless chromium as a
 // person does, one flow per run. Each step is bounded in time and ends with a screenshot in `out`.
-// Usage: node web_flows.mjs '<json>' with {flow: "user"|"admin"|"banner", base, out, ...flow fields}.
+// Usage: node web_flows.mjs '<json>' with {flow: "user"|"admin"|"banner"|"upload", base, out, ...flow fields}.
 // Prints one JSON line per step: {step, ok, ms, screenshot, data?, error?}; stops at the first failure.
 // Exit status 0 unless a step failed or the browser could not be driven.
 import { readFile, writeFile } from "node:fs/promises";
@@ -253,7 +253,233 @@ async function bannerFlow(browser) {
   await context.close();
 }
 
-const FLOWS = { user: userFlow, admin: adminFlow, banner: bannerFlow };
+// ---------------------------------------------------------------- upload, live jobs list, tokens
+
+/** Upload throughput of the page (bytes/s, CDP throttling), so that progress, pause and the
+ * dropped connection can be watched; null lifts it. `offline` drops the connection. */
+async function throttle(cdp, bytesPerSecond, offline = false) {
+  await cdp.send("Network.enable");
+  await cdp.send("Network.emulateNetworkConditions", {
+    offline, latency: 0, downloadThroughput: -1, uploadThroughput: bytesPerSecond ?? -1,
+  });
+}
+
+async function uploadState(page, name) {
+  return page.evaluate((label) => {
+    const bar = document.querySelector(`progress[aria-label="${label}"]`);
+    const row = bar?.closest("li.upload");
+    return {
+      pct: bar ? Number(bar.getAttribute("value")) : null,
+      phase: row ? [...row.classList].find((c) => c.startsWith("phase-"))?.slice(6) : null,
+      status: row?.querySelector(".upload-status")?.textContent ?? "",
+    };
+  }, `Upload of ${name}`);
+}
+
+/** Waits until the upload's state satisfies `ok`; returns the states seen (deduplicated). */
+async function watchUpload(page, name, ok, ms = 60000) {
+  const seen = [];
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const state = await uploadState(page, name);
+    const last = seen[seen.length - 1];
+    if (!last || last.pct !== state.pct || last.phase !== state.phase) seen.push(state);
+    if (ok(state)) return seen;
+    if (state.phase === "failed") throw new Error(`upload failed: ${state.status}`);
+    if (Date.now() > deadline) throw new Error(`upload state not reached; seen ${JSON.stringify(seen.slice(-5))}`);
+    await page.waitForTimeout(100);
+  }
+}
+
+async function chooseSettings(page) {
+  const panel = page.locator(".upload-panel");
+  await panel.getByLabel("Model", { exact: true }).waitFor({ state: "attached" });
+  const details = panel.locator("details").first();
+  if (!(await details.evaluate((d) => d.open))) await panel.getByText("Settings for these files").click();
+  await panel.getByLabel("Model", { exact: true }).selectOption("tiny.en");
+  await panel.getByLabel("Language", { exact: true }).selectOption("en");
+}
+
+/** The server's view of the upload this browser remembers (localStorage), by GET …/parts. */
+async function rememberedUpload(page) {
+  return page.evaluate(async () => {
+    const records = Object.values(JSON.parse(localStorage.getItem("wisp.uploads.v1") ?? "{}"));
+    if (records.length !== 1) return { records: records.length };
+    const { uploadId, lastModified } = records[0];
+    const r = await fetch(`api/wisp/uploads/${encodeURIComponent(uploadId)}/parts`, { credentials: "include" });
+    const answer = r.ok ? await r.json() : null;
+    return { records: 1, uploadId, lastModified, status: r.status, uploaded: answer?.uploaded?.length ?? 0 };
+  });
+}
+
+async function uploadFlow(browser) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(30000);
+  // confirm() of revoke, and the "uploads are still running" question of the reload: yes
+  page.on("dialog", (dialog) => void dialog.accept());
+  const cdp = await context.newCDPSession(page);
+  const bps = config.upload_bps ?? 4_000_000;
+  const name = config.audio.split("/").pop();
+  const { email, password } = config;
+
+  await step(page, "upload-sign-in", () => signIn(page, email, password));
+
+  const progress = await step(page, "upload-progress", async () => {
+    await throttle(cdp, bps);
+    await chooseSettings(page);
+    await page.getByLabel("Audio or video files").setInputFiles(config.audio);
+    const seen = await watchUpload(page, name, (s) => s.phase === "uploading" && s.pct >= 8);
+    const status = (await uploadState(page, name)).status;
+    return { seen, status };
+  });
+
+  const paused = await step(page, "pause-and-resume", async () => {
+    const row = page.locator("li.upload", { hasText: name });
+    await row.getByRole("button", { name: "Pause", exact: true }).click();
+    await watchUpload(page, name, (s) => s.phase === "paused", 10000);
+    const atPause = await uploadState(page, name);
+    await page.waitForTimeout(1000);
+    const stillPaused = await uploadState(page, name);
+    await row.getByRole("button", { name: "Resume", exact: true }).click();
+    const seen = await watchUpload(page, name, (s) => s.phase === "uploading" && s.pct > Math.max(atPause.pct, progress.seen.at(-1).pct) + 5);
+    return { atPause, stillPaused, after: seen.at(-1) };
+  });
+
+  const before = await step(page, "part-stored-before-reload", async () => {
+    // reload only once S3 holds a part, so that there is something to continue from
+    for (;;) {
+      const remembered = await rememberedUpload(page);
+      if (remembered.uploaded >= 1) return { ...remembered, state: await uploadState(page, name) };
+      if ((await uploadState(page, name)).phase !== "uploading") throw new Error(`not uploading: ${JSON.stringify(remembered)}`);
+      await page.waitForTimeout(200);
+    }
+  });
+
+  const resumed = await step(page, "reload-and-choose-the-file-again", async () => {
+    await page.reload();
+    await page.getByText("Unfinished uploads from earlier visits").waitFor();
+    const listed = await page.locator(".upload-panel .remembered li").innerText();
+    await throttle(cdp, bps);
+    await chooseSettings(page);
+    await page.getByLabel("Audio or video files").setInputFiles(config.audio);
+    const seen = await watchUpload(page, name, (s) => s.phase === "uploading" && /Continued an earlier upload/.test(s.status));
+    // a marker that lives as long as this document: the jobs list below must update without a reload
+    await page.evaluate(() => { window.__wispDocument = "kept"; });
+    return { listed, first: seen.at(-1), remembered: await rememberedUpload(page) };
+  });
+
+  const offline = await step(page, "connection-drops-and-comes-back", async () => {
+    // what context.setOffline does (DevTools' offline emulation: requests fail, navigator.onLine
+    // turns false, "offline" fires), but in the session that throttles, so that the upload
+    // speed stays the same once the network is back
+    await watchUpload(page, name, (s) => s.phase === "uploading" && s.pct >= resumed.first.pct + 3);
+    const sending = await uploadState(page, name);
+    await throttle(cdp, bps, true);
+    // Chromium lets the bodies in flight go unthrottled when it goes offline and fails their
+    // answers: S3 may hold those parts while the page counts them as failed
+    await watchUpload(page, name, (s) => s.phase === "offline", 20000);
+    const until = Date.now() + 1500;
+    const during = await watchUpload(page, name, () => Date.now() > until, 5000);
+    const whileOffline = { ...during.at(-1), onLine: await page.evaluate(() => navigator.onLine) };
+    await throttle(cdp, bps);
+    // back: it carries on by itself (sending what S3 lacks, after asking which parts it has)
+    const seen = await watchUpload(page, name, (s) => s.phase !== "offline", 30000);
+    return { sending, whileOffline, during, after: seen.at(-1) };
+  });
+
+  const finished = await step(page, "upload-completes", async () => {
+    await throttle(cdp, null);
+    const seen = await watchUpload(page, name, (s) => /Job \d+ created/.test(s.status), 90000);
+    const jobId = Number(/Job (\d+) created/.exec(seen.at(-1).status)[1]);
+    return { jobId, last: seen.at(-1), remembered: await page.evaluate(() => localStorage.getItem("wisp.uploads.v1")) };
+  }, 100000);
+  const jobId = finished.jobId;
+
+  const live = await step(page, "job-goes-live-to-success", async () => {
+    const row = page.locator("ul.jobs li.job", { hasText: `#${jobId} ` });
+    await row.waitFor();
+    const seen = [];
+    for (;;) {
+      const badge = await row.locator(".badge").innerText();
+      const text = await row.locator(":scope > p").first().innerText();
+      if (!seen.length || seen.at(-1).badge !== badge) seen.push({ badge, text });
+      if (badge === "Ready") break;
+      if (badge === "Failed") throw new Error(`job failed: ${await row.innerText()}`);
+      await page.waitForTimeout(100);
+    }
+    return { seen, sameDocument: await page.evaluate(() => window.__wispDocument === "kept") };
+  }, config.job_ms ?? 180000);
+
+  const words = await step(page, "open-transcript-of-the-upload", async () => {
+    await page.locator("ul.jobs li.job", { hasText: `#${jobId} ` }).getByRole("link", { name: "Open transcript" }).click();
+    await page.locator("ol.segments li").first().waitFor();
+    // the tab still holds the uploaded file: the player is there without choosing it again
+    await page.locator("audio").waitFor();
+    return {
+      hash: await page.evaluate(() => location.hash),
+      text: await page.locator("ol.segments").innerText(),
+      words: await page.locator("ol.segments .word").count(),
+      sameDocument: await page.evaluate(() => window.__wispDocument === "kept"),
+    };
+  });
+
+  const sync = await step(page, "play-uploaded-recording-in-sync", async () => {
+    await page.waitForFunction(() => document.querySelector("audio").readyState >= 1);
+    const target = page.locator("ol.segments .word.playable").nth(Math.min(words.words - 1, 3));
+    const clickedStart = Number(await target.getAttribute("data-start"));
+    await target.click();
+    await page.locator("ol.segments .word.is-spoken").first().waitFor();
+    const read = () => page.evaluate(() => ({
+      time: document.querySelector("audio").currentTime,
+      paused: document.querySelector("audio").paused,
+      duration: document.querySelector("audio").duration,
+      index: document.querySelector(".word.is-spoken")?.getAttribute("data-word"),
+      segment: document.querySelector(".word.is-spoken")?.getAttribute("data-seg"),
+    }));
+    const first = await read();
+    await page.waitForTimeout(1500);
+    const later = await read();
+    await page.evaluate(() => document.querySelector("audio").pause());
+    return { clickedStart, first, later };
+  });
+
+  let secret = "";
+  const token = await step(page, "create-api-token", async () => {
+    await page.getByRole("link", { name: "Account", exact: true }).click();
+    await page.getByLabel("Name of the new token").fill(config.token_name);
+    await page.getByRole("button", { name: "Create token" }).click();
+    secret = (await page.locator("code.secret").innerText()).trim();
+    await page.locator("table tbody tr", { hasText: config.token_name }).waitFor();
+    const info = await page.evaluate(async (bearer) => {
+      const r = await fetch("api/users/info", { credentials: "omit", headers: { Authorization: `Bearer ${bearer}` } });
+      return { status: r.status, body: await r.json() };
+    }, secret);
+    return { secretLength: secret.length, info: { status: info.status, email: info.body?.email } };
+  });
+
+  await step(page, "revoke-api-token", async () => {
+    await page.getByRole("button", { name: `Revoke: ${config.token_name}` }).click();
+    await page.locator("table tbody tr", { hasText: config.token_name }).waitFor({ state: "detached" });
+    const status = await page.evaluate(async (bearer) => (await fetch("api/users/info",
+      { credentials: "omit", headers: { Authorization: `Bearer ${bearer}` } })).status, secret);
+    // shown once: after a reload of the page the secret is nowhere
+    await page.reload();
+    await page.getByLabel("Name of the new token").waitFor();
+    const shownAgain = (await page.content()).includes(secret);
+    return { status, shownAgain, session: await page.evaluate(async () => (await fetch("api/users/info", { credentials: "include" })).status) };
+  });
+
+  await step(page, "upload-flow-sign-out", async () => {
+    await page.getByRole("button", { name: "Sign out", exact: true }).click();
+    await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    return { info: await page.evaluate(async () => (await fetch("api/users/info", { credentials: "include" })).status) };
+  });
+  await writeFile(join(config.out, `${config.flow}-result.json`), JSON.stringify({ progress, paused, offline, before, resumed, finished, live, sync, token }));
+  await context.close();
+}
+
+const FLOWS = { user: userFlow, admin: adminFlow, banner: bannerFlow, upload: uploadFlow };
 const browser = await launchChromium();
 let status = 0;
 try {

@@ -8,14 +8,18 @@ in, read a finished job's transcript (search, copy, play the recording in sync, 
 seek), download two formats, sign out; as an admin: see the runners, create one (token shown once),
 invalidate it, post a banner, mail all users; then the user sees the banner.
 
-Not covered yet (their pages do not exist yet): uploading through the upload page with progress,
-interrupting and resuming it (the job is submitted from the page with the API's own calls instead),
-the jobs list going live to success, API tokens on the account page.
+And (the upload flow): sign in, upload a ~60 MB recording through the upload panel with its progress
+shown, pause and resume it, drop the connection and get it back, reload the page and choose the same
+file again to continue where it stopped, watch the job go live to success in the jobs list, read
+that job's transcript and play the uploaded recording in sync, create an API token on the account
+page (shown once, works as a Bearer token), revoke it (then 401), sign out.
 """
 from __future__ import annotations
 
 import json
 import os
+import struct
+import wave
 import shutil
 import signal
 import subprocess
@@ -118,6 +122,7 @@ def run_flow(stack: Stack, artifacts: Path, flow: str, **fields: object) -> dict
         output, code = done.stdout + done.stderr, done.returncode
     except subprocess.TimeoutExpired as timeout:
         output, code = f"{timeout.stdout or ''}{timeout.stderr or ''}", -1
+    (artifacts / f"{flow}-steps.log").write_text(output)  # every step's data, for a look afterwards
     steps: dict[str, dict] = {}
     for line in output.splitlines():
         try:
@@ -190,3 +195,112 @@ def test_an_admin_manages_runners_posts_a_banner_and_users_see_it(stack, artifac
                      banner_text=BANNER_TEXT)
     assert BANNER_TEXT in steps["user-sees-banner"]["data"]["text"]
     assert "important" in steps["user-sees-banner"]["data"]["class"]
+
+
+MORE_SPEECH = ("In winter the harbour froze and the children skated between the warehouses. My grandmother sold "
+               "smoked fish at the market square, and on Sundays the brass band played near the lighthouse. "
+               "Later a railway line reached the town, and the first tourists arrived from the capital. "
+               "The old customs house became a museum, where you can still see the scales that weighed the "
+               "catch. Most families kept a small garden behind the house with potatoes, beans and apple "
+               "trees. When storms came in autumn, everyone helped to pull the boats high onto the beach. "
+               "The school had only two rooms, and the teacher also played the organ in the church. "
+               "After the war many young people left for the factories in the south, and the fleet grew "
+               "smaller every year. Today a few boats still go out, mostly for the visitors who want to "
+               "watch seals on the sandbanks. The bakery near the bridge is run by the fourth generation, "
+               "and its rye bread is famous along the whole coast.")
+UPLOAD_SIZE = 60_000_000
+UPLOAD_RATE = 48_000  # Hz, stereo, 16 bit: 60 MB is about 5 minutes, most of it silence the VAD skips
+
+
+def _long_recording(path: Path, speech: Path) -> None:
+    """A 48 kHz stereo WAV of ~60 MB: espeak-ng's speech (22.05 kHz mono) resampled, then silence."""
+    import numpy as np
+
+    with wave.open(str(speech)) as source:
+        assert (source.getnchannels(), source.getsampwidth()) == (1, 2)
+        rate, samples = source.getframerate(), np.frombuffer(source.readframes(source.getnframes()), "<i2")
+    times = np.arange(int(len(samples) * UPLOAD_RATE / rate)) / UPLOAD_RATE
+    mono = np.interp(times, np.arange(len(samples)) / rate, samples.astype(np.float64)).astype("<i2")
+    voiced = np.repeat(mono, 2).tobytes()  # left = right
+    frames = (UPLOAD_SIZE - 44) // 4
+    with path.open("wb") as out:
+        out.write(b"RIFF" + struct.pack("<I", 36 + frames * 4) + b"WAVE")
+        out.write(b"fmt " + struct.pack("<IHHIIHH", 16, 1, 2, UPLOAD_RATE, UPLOAD_RATE * 4, 4, 16))
+        out.write(b"data" + struct.pack("<I", frames * 4))
+        out.write(voiced)
+        out.truncate(44 + frames * 4)  # the rest: zeros, silence
+
+
+def test_a_person_uploads_a_long_recording_through_the_page_and_manages_tokens(stack, artifacts, tmp_path):
+    # GIVEN an activated account and a ~60 MB recording: a few seconds of speech, then silence
+    email = "uploader@example.org"
+    r = requests.post(f"{stack.url}/api/local-account/signup", json={"email": email, "password": USER_PASSWORD},
+                      timeout=30)
+    assert r.status_code == 200, r.text
+    speech = tmp_path / "speech.wav"
+    # ~75 s of speech: the job runs long enough for the list to show it working (no repeated text:
+    # Whisper drops segments that compress too well)
+    subprocess.run(["espeak-ng", "-s", "150", "-w", str(speech), f"{SPEECH} {MORE_SPEECH}"], check=True, timeout=60)
+    audio = tmp_path / "long-interview.wav"
+    _long_recording(audio, speech)
+    assert audio.stat().st_size == UPLOAD_SIZE - (UPLOAD_SIZE - 44) % 4
+
+    # the activation link, as the mail has it (the browser sign-up and activation are the first test's)
+    mailbox = (Path(stack.log).parent / "state" / "mailbox.txt").read_text()
+    link = mailbox[mailbox.rindex(email):].split("token=", 1)[1].split()[0]
+    r = requests.post(f"{stack.url}/api/local-account/activate", params={"token": link}, timeout=30)
+    assert r.status_code == 200, r.text
+
+    # WHEN the person uploads it through the page, interrupting it three ways, then uses the account page
+    started = time.monotonic()
+    steps = run_flow(stack, artifacts, "upload", email=email, password=USER_PASSWORD, audio=str(audio),
+                     token_name="backup script")
+    took = time.monotonic() - started
+
+    # THEN the progress moved while it uploaded
+    seen = [s["pct"] for s in steps["upload-progress"]["data"]["seen"] if s["phase"] == "uploading"]
+    assert len(set(seen)) >= 2 and seen == sorted(seen), seen
+    assert " %" in steps["upload-progress"]["data"]["status"] and "/s" in steps["upload-progress"]["data"]["status"]
+    # AND pausing stopped it, resuming carried on
+    paused = steps["pause-and-resume"]["data"]
+    assert paused["atPause"]["phase"] == paused["stillPaused"]["phase"] == "paused", paused
+    assert paused["stillPaused"]["pct"] == paused["atPause"]["pct"], paused
+    assert paused["after"]["pct"] > paused["atPause"]["pct"], paused
+    # AND after a reload the same file continued the same upload, from the parts S3 had
+    before, resumed = steps["part-stored-before-reload"]["data"], steps["reload-and-choose-the-file-again"]["data"]
+    assert "long-interview.wav" in resumed["listed"], resumed
+    assert resumed["remembered"]["uploadId"] == before["uploadId"], (before, resumed)
+    assert resumed["remembered"]["lastModified"] == before["lastModified"]
+    assert "Continued an earlier upload from" in resumed["first"]["status"] and resumed["first"]["pct"] > 0, resumed
+    # AND a connection dropped in the middle was waited out, and the upload carried on by itself
+    offline = steps["connection-drops-and-comes-back"]["data"]
+    assert offline["sending"]["phase"] == "uploading", offline
+    assert offline["whileOffline"]["status"].startswith("Offline") and not offline["whileOffline"]["onLine"], offline
+    assert offline["after"]["phase"] in ("uploading", "completing", "done"), offline
+    # AND the upload created the job and forgot the upload id
+    finished = steps["upload-completes"]["data"]
+    assert finished["remembered"] is None and finished["last"]["pct"] == 100, finished
+    # AND the jobs list followed the job to success without a reload
+    live = steps["job-goes-live-to-success"]["data"]
+    badges = [s["badge"] for s in live["seen"]]
+    assert badges[-1] == "Ready" and len(badges) >= 2 and live["sameDocument"], live
+    assert set(badges[:-1]) <= {"Waiting", "Starting", "Transcribing"}, live
+    assert live["seen"][-1]["text"].startswith("Done."), live
+    # AND that job's transcript plays with the uploaded recording, in sync
+    opened = steps["open-transcript-of-the-upload"]["data"]
+    assert opened["hash"] == f"#/jobs/{finished['jobId']}/transcript" and opened["sameDocument"], opened
+    assert "harbour" in opened["text"].lower() or "harbor" in opened["text"].lower(), opened["text"]
+    sync = steps["play-uploaded-recording-in-sync"]["data"]
+    assert abs(sync["first"]["duration"] - (UPLOAD_SIZE - 44) / (UPLOAD_RATE * 4)) < 1, sync
+    assert sync["first"]["time"] >= sync["clickedStart"] - 0.05, sync
+    assert sync["later"]["time"] > sync["first"]["time"] + 0.5 and not sync["later"]["paused"], sync
+    if "segment" in sync["later"]:  # else between two segments, where no word is spoken
+        assert (int(sync["later"]["segment"]), int(sync["later"]["index"])) > (int(sync["first"]["segment"]),
+                                                                              int(sync["first"]["index"])), sync
+    # AND the API token worked until it was revoked, and was shown only once
+    token = steps["create-api-token"]["data"]
+    assert token["secretLength"] >= 32 and token["info"] == {"status": 200, "email": email}, token
+    revoked = steps["revoke-api-token"]["data"]
+    assert revoked == {"status": 401, "shownAgain": False, "session": 200}, revoked
+    assert steps["upload-flow-sign-out"]["data"]["info"] == 401
+    print(f"upload flow: {took:.0f} s;", {name: round(s["ms"] / 1000, 1) for name, s in steps.items()})

@@ -15,8 +15,10 @@ type Token = Schemas["TokenInfoResponse"];
 export default function AccountPage() {
   const strings = useStrings();
   const session = useSession();
-  const user = session.user!;
+  const user = session.user;
   const s = strings.account;
+  // signing out here clears the user one render before the router leaves this page
+  if (!user) return null;
   return (
     <>
       <h1>{s.title}</h1>
