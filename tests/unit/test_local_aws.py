@@ -444,3 +444,19 @@ def test_journal_lines_stay_whole_under_concurrent_writes(state):
     entries = [json.loads(line) for line in journal.read_bytes().splitlines()]
     assert len(entries) == 1 + 6 * 15  # the bucket, then every object
     stack.stop()
+
+
+def test_a_put_cut_short_is_refused_as_s3_does_and_stores_nothing():
+    """A browser that pauses an upload (or loses its connection) ends its part PUT mid-body. S3 stores
+    nothing and answers 400 IncompleteBody; moto alone would store the truncated bytes as the part,
+    and the web app could then not continue the upload after a reload (the part's size is wrong)."""
+    import io
+
+    app = emulated_aws.SerializedMoto()
+    started: dict[str, object] = {}
+    environ = {"REQUEST_METHOD": "PUT", "PATH_INFO": "/wisp-local/uploads/x", "QUERY_STRING": "partNumber=1&uploadId=u",
+               "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "5000", "HTTP_HOST": "127.0.0.1:5000",
+               "wsgi.url_scheme": "http", "CONTENT_LENGTH": "16", "wsgi.input": io.BytesIO(b"only eight")}
+    body = b"".join(app(environ, lambda status, headers: started.update(status=status)))
+    assert started["status"] == "400 Bad Request"
+    assert b"<Code>IncompleteBody</Code>" in body
