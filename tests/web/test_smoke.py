@@ -56,3 +56,22 @@ def test_a_visitor_gets_the_sign_in_page(stack):
     assert "Sign in" in seen["buttons"], seen
     assert "Forgot your password?" in seen["links"] and "Create an account" in seen["links"], seen
     assert seen["problems"] == [], seen
+
+
+def test_pages_pass_an_accessibility_audit_and_work_by_keyboard(stack):
+    """axe-core's WCAG 2 A/AA rules (labels, names, contrast, ...) on the visitor's and a signed-in
+    user's pages, and the sign-in form reached with Tab alone."""
+    from tests.e2e.stack import log_in, sign_up_and_activate
+
+    sign_up_and_activate(stack, "a11y@example.org")
+    session = log_in(stack, "a11y@example.org")
+    done = subprocess.run(["node", "a11y.mjs", stack.url, session], cwd=CLIENTS, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stderr[-4000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(seen["pages"]) >= {"#/auth/login", "#/auth/signup", "#/", "#/settings", "#/account"}, seen
+    assert seen["control"] == ["label"], seen  # the audit does find what it looks for
+    assert {page: found for page, found in seen["pages"].items() if found} == {}, seen["pages"]
+    reached = seen["keyboard"]
+    assert "username" in reached or "email" in reached, reached
+    assert "password" in reached, reached
