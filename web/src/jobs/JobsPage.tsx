@@ -8,7 +8,7 @@ import { useStrings } from "../i18n";
 import type { Catalogue } from "../i18n";
 import { transcriptPath } from "../transcript/routes";
 import { forgetRecording } from "../transcript/recordings";
-import { UploadPanel } from "../upload/UploadPanel";
+import { UploadPanel, uploadManager } from "../upload/UploadPanel";
 import { jobsApi } from "./api";
 import { JobEvents } from "./events";
 import type { StreamStatus } from "./events";
@@ -36,7 +36,21 @@ function useJobs() {
     events.start();
     const online = () => events.reconnect();
     window.addEventListener("online", online);
+    // a job this tab's upload just created: ask for the events now, not after the stream's idle
+    // retry (30 s), so that the new job and its progress show at once
+    const uploads = uploadManager();
+    const created = new Set(uploads.items.map((e) => e.snapshot.jobId));
+    const unsubscribeUploads = uploads.subscribe(() => {
+      for (const entry of uploads.items) {
+        const jobId = entry.snapshot.jobId;
+        if (jobId !== null && !created.has(jobId)) {
+          created.add(jobId);
+          events.reconnect();
+        }
+      }
+    });
     return () => {
+      unsubscribeUploads();
       window.removeEventListener("online", online);
       events.stop();
       unsubscribe();
