@@ -12,6 +12,7 @@ const listeners = new Set<Listener>();
 
 /** Keep `file` as the recording of `jobId` for this tab's lifetime (replaces an earlier one). */
 export function rememberRecording(jobId: number, file: Blob): void {
+  if (recordings.get(jobId) === file) return; // known already: nothing changed, nobody to tell
   recordings.set(jobId, file);
   for (const listener of listeners) listener(jobId);
 }
