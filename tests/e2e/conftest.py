@@ -1,12 +1,10 @@
 """End-to-end tests talk to a real local stack over HTTP, so the in-process moto mock is off."""
 from __future__ import annotations
 
-import os
-import signal
 
 import pytest
 
-from .stack import Stack, descendants, start_stack
+from .stack import Stack, start_stack
 
 
 @pytest.fixture(autouse=True)
@@ -28,12 +26,4 @@ def stacks(tmp_path):
 
     yield start
     for stack in started:
-        if stack.process.poll() is None:
-            below = descendants(stack.process.pid)
-            stack.process.kill()
-            stack.process.wait()
-            for pid in below:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        stack.kill()

@@ -65,6 +65,27 @@ class Stack:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def wait_for_runner(self) -> None:
+        """Until its local runner has registered (``WISP_LOCAL_RUNNER=1``)."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while "registered as runner" not in self.output():
+            assert time.monotonic() < deadline and self.process.poll() is None, self.output()[-4000:]
+            time.sleep(0.3)
+
+    def kill(self) -> None:
+        """At teardown: the stack and every process it started (its runner has a process group of
+        its own), whatever state the test left them in."""
+        if self.process.poll() is not None:
+            return
+        below = descendants(self.process.pid)
+        self.process.kill()
+        self.process.wait()
+        for pid in below:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def stop(self) -> int:
         """SIGTERM, as a terminal or service manager does; returns the exit status."""
         below = descendants(self.process.pid)

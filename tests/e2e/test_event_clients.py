@@ -27,7 +27,7 @@ import sseclient
 
 from chalicelib.services import event_stream
 
-from .stack import ROOT, START_TIMEOUT, log_in, sign_up_and_activate
+from .stack import ROOT, log_in, sign_up_and_activate
 
 CLIENTS = ROOT / "tests" / "clients"
 FOLLOW_S = 240  # the clients give up after this long
@@ -141,10 +141,7 @@ def test_every_client_sees_a_real_job_created_progressing_and_deleted(stacks, tm
     email = "listener@example.org"
     sign_up_and_activate(stack, email)
     cookie = log_in(stack, email)
-    deadline = time.monotonic() + START_TIMEOUT
-    while "registered as runner" not in stack.output():
-        assert time.monotonic() < deadline and stack.process.poll() is None, stack.output()[-4000:]
-        time.sleep(0.3)
+    stack.wait_for_runner()
     session = requests.Session()
     session.cookies.set("token", cookie)
     r = session.post(f"{stack.url}/api/jobs/submit_settings", json={"model": "tiny.en", "language": "en"})

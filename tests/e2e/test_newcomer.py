@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .stack import PASSWORD, ROOT, START_TIMEOUT, Stack, sent_mail, start_stack
+from .stack import PASSWORD, ROOT, Stack, sent_mail, start_stack
 
 CLIENTS = ROOT / "tests" / "clients"
 ADMIN = "admin@wisp.example"
@@ -52,10 +52,7 @@ def stack(tmp_path_factory) -> Stack:
     folder = tmp_path_factory.mktemp("newcomer")
     started = start_stack(folder / "state", folder / "stack.log", WISP_LOCAL_RUNNER="1")
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while "registered as runner" not in started.output():
-            assert time.monotonic() < deadline and started.process.poll() is None, started.output()[-4000:]
-            time.sleep(0.3)
+        started.wait_for_runner()
         yield started
     finally:
         if started.process.poll() is None:

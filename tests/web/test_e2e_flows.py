@@ -21,7 +21,6 @@ import os
 import struct
 import wave
 import shutil
-import signal
 import subprocess
 import time
 from datetime import datetime
@@ -30,7 +29,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.stack import ROOT, START_TIMEOUT, Stack, descendants, start_stack
+from tests.e2e.stack import ROOT, Stack, start_stack
 
 CLIENTS = ROOT / "tests" / "clients"
 WEB = ROOT / "web"
@@ -86,30 +85,10 @@ def stack(tmp_path_factory):
     started = start_stack(state / "state", state / "stack.log", WISP_LOCAL_RUNNER="1", WISP_ADMIN_EMAIL=ADMIN_EMAIL,
                           WISP_ADMIN_PASSWORD=ADMIN_PASSWORD)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while "registered as runner" not in started.output():
-            assert time.monotonic() < deadline and started.process.poll() is None, started.output()[-4000:]
-            time.sleep(0.3)
+        started.wait_for_runner()
         yield started
     finally:
-        _stop(started)
-
-
-def _stop(stack: Stack) -> None:
-    if stack.process.poll() is not None:
-        return
-    below = descendants(stack.process.pid)
-    stack.process.send_signal(signal.SIGTERM)
-    try:
-        stack.process.wait(30)
-    except subprocess.TimeoutExpired:
-        stack.process.kill()
-        stack.process.wait()
-    for pid in below:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        started.kill()
 
 
 def run_flow(stack: Stack, artifacts: Path, flow: str, **fields: object) -> dict[str, dict]:
