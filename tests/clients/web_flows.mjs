@@ -1,6 +1,6 @@
 // Drives Wisp's web app (web/, served at `/` by the local stack) in Debian's headless chromium as a
 // person does, one flow per run. Each step is bounded in time and ends with a screenshot in `out`.
-// Usage: node web_flows.mjs '<json>' with {flow: "user"|"admin"|"banner"|"upload", base, out, ...flow fields}.
+// Usage: node web_flows.mjs '<json>' with {flow: "user"|"admin"|"banner"|"upload"|"account", base, out, ...flow fields}.
 // Prints one JSON line per step: {step, ok, ms, screenshot, data?, error?}; stops at the first failure.
 // Exit status 0 unless a step failed or the browser could not be driven.
 import { readFile, writeFile } from "node:fs/promises";
@@ -479,7 +479,110 @@ async function uploadFlow(browser) {
   await context.close();
 }
 
-const FLOWS = { user: userFlow, admin: adminFlow, banner: bannerFlow, upload: uploadFlow };
+// ---------------------------------------------------------------- job settings and the account page
+
+/** POST /api/local-account/login from the page without keeping its cookie: the status only. */
+async function loginStatus(page, email, password) {
+  return page.evaluate(async ([username, secret]) => (await fetch("api/local-account/login", {
+    method: "POST", credentials: "omit", body: new URLSearchParams({ username, password: secret }),
+  })).status, [email, password]);
+}
+
+async function accountFlow(browser) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(30000);
+  const { email, password, new_password: newPassword, new_email: newEmail } = config;
+
+  await step(page, "account-sign-in", () => signIn(page, email, password));
+
+  const settings = await step(page, "save-default-settings", async () => {
+    await page.goto(app("/settings"));
+    await page.getByLabel("Model", { exact: true }).selectOption("tiny.en");
+    await page.getByLabel("Language", { exact: true }).selectOption("en");
+    await page.getByRole("button", { name: "Save as my default" }).click();
+    await page.getByText("Saved as your default settings.").waitFor();
+    await page.reload();
+    await page.getByRole("button", { name: "Save as my default" }).waitFor();
+    return {
+      model: await page.getByLabel("Model", { exact: true }).inputValue(),
+      language: await page.getByLabel("Language", { exact: true }).inputValue(),
+    };
+  });
+
+  const wrong = await step(page, "change-password-wrong-current", async () => {
+    await page.goto(app("/account"));
+    const card = page.locator("section", { has: page.getByRole("heading", { name: "Change password" }) });
+    await card.getByLabel("Current password").fill("Not-The-Password-1!");
+    await card.getByLabel("New password").fill(newPassword);
+    await card.getByLabel("Repeat the password").fill(newPassword);
+    await card.getByRole("button", { name: "Change password" }).click();
+    const error = card.locator(".error, [role=alert]").first();
+    await error.waitFor();
+    return { error: await error.innerText() };
+  });
+
+  const changed = await step(page, "change-password", async () => {
+    const card = page.locator("section", { has: page.getByRole("heading", { name: "Change password" }) });
+    await card.getByLabel("Current password").fill(password);
+    await card.getByLabel("New password").fill(newPassword);
+    await card.getByLabel("Repeat the password").fill(newPassword);
+    await card.getByRole("button", { name: "Change password" }).click();
+    await card.getByText("Your password is changed.").waitFor();
+    return {
+      oldPassword: await loginStatus(page, email, password),
+      newPassword: await loginStatus(page, email, newPassword),
+      session: await page.evaluate(async () => (await fetch("api/users/info", { credentials: "include" })).status),
+    };
+  });
+
+  const emailChange = await step(page, "change-email", async () => {
+    const card = page.locator("section", { has: page.getByRole("heading", { name: "Change e-mail address" }) });
+    await card.getByLabel("New e-mail address").fill(newEmail);
+    await card.getByLabel("Current password").fill(newPassword);
+    await card.getByRole("button", { name: "Change address" }).click();
+    await card.getByText("We sent a confirmation link to the new address.").waitFor();
+    const link = await activationLink(newEmail);
+    await page.goto(link);
+    await page.getByText("Your e-mail address is confirmed.").waitFor();
+    await page.goto(app("/account"));
+    await page.reload();
+    const facts = page.locator("dl.facts");
+    await facts.getByText(newEmail, { exact: true }).waitFor();
+    return { link: link.replace(/token=.*/, "token=…"), facts: await facts.innerText() };
+  });
+
+  const deleted = await step(page, "delete-account", async () => {
+    const card = page.locator("section", { has: page.getByRole("heading", { name: "Delete account" }) });
+    const button = card.getByRole("button", { name: "Delete my account" });
+    const disabledBefore = await button.isDisabled();
+    await card.getByLabel("Type your e-mail address to confirm").fill(newEmail);
+    await button.click();
+    await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    return {
+      disabledBefore,
+      hash: await page.evaluate(() => location.hash),
+      info: await page.evaluate(async () => (await fetch("api/users/info", { credentials: "include" })).status),
+    };
+  });
+
+  const gone = await step(page, "sign-in-fails-after-deletion", async () => {
+    await page.getByLabel("E-mail address").fill(newEmail);
+    await page.getByLabel("Password", { exact: true }).fill(newPassword);
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
+    const error = page.locator(".error, [role=alert]").first();
+    await error.waitFor();
+    return {
+      error: await error.innerText(),
+      newEmail: await loginStatus(page, newEmail, newPassword),
+      oldEmail: await loginStatus(page, email, newPassword),
+    };
+  });
+  await writeFile(join(config.out, `${config.flow}-result.json`), JSON.stringify({ settings, wrong, changed, emailChange, deleted, gone }));
+  await context.close();
+}
+
+const FLOWS = { user: userFlow, admin: adminFlow, banner: bannerFlow, upload: uploadFlow, account: accountFlow };
 const browser = await launchChromium();
 let status = 0;
 try {

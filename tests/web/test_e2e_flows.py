@@ -13,6 +13,11 @@ shown, pause and resume it, drop the connection and get it back, reload the page
 file again to continue where it stopped, watch the job go live to success in the jobs list, read
 that job's transcript and play the uploaded recording in sync, create an API token on the account
 page (shown once, works as a Bearer token), revoke it (then 401), sign out.
+
+And (the account flow): save job settings as the default on #/settings (a reload shows them), change
+the password (a wrong current one is refused in words; the old one then no longer signs in), change
+the e-mail address through the link mailed to the new one, delete the account (typed confirmation):
+signed out, and signing in again fails.
 """
 from __future__ import annotations
 
@@ -283,3 +288,37 @@ def test_a_person_uploads_a_long_recording_through_the_page_and_manages_tokens(s
     assert revoked == {"status": 401, "shownAgain": False, "session": 200}, revoked
     assert steps["upload-flow-sign-out"]["data"]["info"] == 401
     print(f"upload flow: {took:.0f} s;", {name: round(s["ms"] / 1000, 1) for name, s in steps.items()})
+
+
+def test_a_person_saves_default_settings_changes_password_and_address_and_deletes_the_account(stack, artifacts):
+    # GIVEN an activated local account (signed up and activated through the API)
+    email, new_email = "mover@example.org", "moved@example.org"
+    new_password = "Mover-New-Password-2!"
+    r = requests.post(f"{stack.url}/api/local-account/signup", json={"email": email, "password": USER_PASSWORD},
+                      timeout=30)
+    assert r.status_code == 200, r.text
+    mailbox = (Path(stack.log).parent / "state" / "mailbox.txt").read_text()
+    link = mailbox[mailbox.rindex(email):].split("token=", 1)[1].split()[0]
+    r = requests.post(f"{stack.url}/api/local-account/activate", params={"token": link}, timeout=30)
+    assert r.status_code == 200, r.text
+
+    # WHEN the person saves default settings, changes password and address, then deletes the account
+    steps = run_flow(stack, artifacts, "account", email=email, password=USER_PASSWORD, new_password=new_password,
+                     new_email=new_email)
+
+    # THEN the saved default settings are there after a reload
+    assert steps["save-default-settings"]["data"] == {"model": "tiny.en", "language": "en"}
+    # AND a wrong current password is refused in words, the right one changes it: the old one no longer works
+    assert "current password is wrong" in steps["change-password-wrong-current"]["data"]["error"]
+    assert steps["change-password"]["data"] == {"oldPassword": 401, "newPassword": 200, "session": 200}
+    # AND the confirmed new address is the account's
+    changed = steps["change-email"]["data"]
+    assert "token=" in changed["link"] and new_email in changed["facts"] and email not in changed["facts"], changed
+    # AND the deleted account is signed out and cannot sign in again
+    deleted = steps["delete-account"]["data"]
+    assert deleted["disabledBefore"] and deleted["info"] == 401 and deleted["hash"].startswith("#/auth"), deleted
+    gone = steps["sign-in-fails-after-deletion"]["data"]
+    assert gone["newEmail"] == 401 and gone["oldEmail"] == 401 and gone["error"], gone
+    r = requests.post(f"{stack.url}/api/local-account/login", data={"username": new_email, "password": new_password},
+                      timeout=30)
+    assert r.status_code == 401, r.text
