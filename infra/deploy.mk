@@ -31,7 +31,7 @@ deploy-build: _require-stage
 _deploy-build-offline: _require-stage
 	$(DEPLOY_PYTHON) infra/build.py --stage $(STAGE) --stage-file $(STAGE_FILE) --out $(DEPLOY_BUILD_ABS) --no-deps
 
-deploy: deploy-build
+deploy: deploy-build web/dist/index.html
 	$(DEPLOY_PYTHON) infra/deploy.py --build-dir $(DEPLOY_BUILD_ABS)
 
 deploy-dry-run: _deploy-build-offline

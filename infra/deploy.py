@@ -8,7 +8,8 @@ configuration provisions an admin, and stops here without it); ``cloudformation 
 ``deploy``; put ``WISP_ADMIN_PASSWORD`` into the stack's admin-password secret (from a private
 temporary file, so it appears in no command line, stack parameter or Lambda environment); invoke
 the provisioning function and fail when the function failed (``aws lambda invoke`` itself exits 0
-then).
+then); with the stage's frontend on, upload the built web app (``web/dist``) to the stack's
+frontend bucket and clear CloudFront's cache.
 
 The stack name, region, artifact bucket and parameters come from <build-dir>/parameters.json.
 On later deploys ``WISP_ADMIN_PASSWORD`` may be left unset: the secret keeps its value.
@@ -110,6 +111,34 @@ def provision_commands(build_dir: Path) -> tuple[list[str], list[str]]:
     return lookup, invoke
 
 
+WEB_DIST = ROOT / "web" / "dist"  # Wisp's web app, built by `make web` (the deploy target builds it)
+
+
+def frontend_commands(build_dir: Path, dist: Path | None = None, *,
+                      require_build: bool = True) -> tuple[list[str], list[list[str]]] | None:
+    """With the frontend distribution on (``EnableFrontend``): look up the stack's frontend bucket
+    and distribution, upload the built web app there and clear CloudFront's cache. None when the
+    stage has no frontend. ``<bucket>`` and ``<distribution>`` are filled from the lookup."""
+    meta = _meta(build_dir)
+    dist = WEB_DIST if dist is None else dist
+    if str(meta.get("Parameters", {}).get("EnableFrontend", "true")).lower() != "true":
+        return None
+    if require_build and not (dist / "index.html").is_file():
+        raise DeployError(f"{dist}/index.html missing: build the web app first (make web)")
+    region = meta["Region"]
+    lookup = ["aws", "cloudformation", "describe-stacks", "--region", region, "--stack-name", meta["StackName"],
+              "--query", "Stacks[0].Outputs[?OutputKey=='FrontendBucketName' || OutputKey=='FrontendDistributionId']"
+              ".[OutputKey,OutputValue]", "--output", "text"]
+    upload = [["aws", "s3", "sync", f"{dist}/", "s3://<bucket>/", "--delete", "--region", region],
+              ["aws", "cloudfront", "create-invalidation", "--distribution-id", "<distribution>", "--paths", "/*"]]
+    return lookup, upload
+
+
+def _filled(command: list[str], outputs: dict[str, str]) -> list[str]:
+    return [part.replace("<bucket>", outputs.get("FrontendBucketName", ""))
+            .replace("<distribution>", outputs.get("FrontendDistributionId", "")) for part in command]
+
+
 def invoke_failure(cli_output: str, payload_file: Path) -> str | None:
     """The function's error when ``aws lambda invoke`` reports one (FunctionError), else None.
 
@@ -160,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         steps = commands(build_dir, artifact_bucket=args.artifact_bucket)
         exists = stack_exists_command(build_dir)
         meta = _meta(build_dir)
+        # checked now, so a missing build fails before anything is deployed
+        frontend = frontend_commands(build_dir, require_build=not args.dry_run)
     except DeployError as exc:
         print(f"deploy failed: {exc}", file=sys.stderr)
         return 1
@@ -198,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"+ {_shown(lookup)}", flush=True)
     if args.dry_run:
         print(f"+ {_shown(invoke)}", flush=True)
+        if frontend is not None:
+            for command in [frontend[0], *frontend[1]]:
+                print(f"+ {_shown(command)}", flush=True)
         return 0
     found = subprocess.run(lookup, capture_output=True, text=True)
     if found.returncode != 0:
@@ -214,6 +248,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deploy failed: the stack is deployed, but {PROVISION_LOGICAL_ID} failed: {failure}", file=sys.stderr)
         return 1
     print("provisioned accounts are up to date", flush=True)
+    return upload_frontend(frontend)
+
+
+def upload_frontend(frontend: tuple[list[str], list[list[str]]] | None) -> int:
+    """Put the built web app where the stack's CloudFront distribution serves it."""
+    if frontend is None:
+        return 0
+    lookup, upload = frontend
+    print(f"+ {_shown(lookup)}", flush=True)
+    found = subprocess.run(lookup, capture_output=True, text=True)
+    if found.returncode != 0:
+        print(found.stderr, file=sys.stderr)
+        return found.returncode
+    outputs = dict(line.split("\t", 1) for line in found.stdout.strip().splitlines() if "\t" in line)
+    if not outputs.get("FrontendBucketName") or not outputs.get("FrontendDistributionId"):
+        print("deploy failed: the stack has no frontend bucket or distribution outputs", file=sys.stderr)
+        return 1
+    for command in upload:
+        command = _filled(command, outputs)
+        print(f"+ {_shown(command)}", flush=True)
+        done = subprocess.run(command)
+        if done.returncode != 0:
+            return done.returncode
+    print("the web app is uploaded; CloudFront serves it once the invalidation is done", flush=True)
     return 0
 
 

@@ -35,6 +35,10 @@ def test_dry_run_prints_every_step_and_never_the_password(built):
     assert "file://" in lines[3]
     assert lines[4].startswith("+ aws cloudformation describe-stack-resource") and "ProvisionUsers" in lines[4]
     assert lines[5].startswith("+ aws lambda invoke")
+    # then the built web app goes to the stack's frontend bucket, and CloudFront's cache is cleared
+    assert lines[6].startswith("+ aws cloudformation describe-stacks") and "FrontendBucketName" in lines[6]
+    assert lines[7].startswith("+ aws s3 sync") and "web/dist/ 's3://<bucket>/' --delete" in lines[7]
+    assert lines[8].startswith("+ aws cloudfront create-invalidation") and "'/*'" in lines[8]
     assert "a-long-enough-secret" not in done.stdout + done.stderr
 
 
@@ -85,6 +89,42 @@ def test_main_stops_on_function_error(built, monkeypatch, capsys):
     put = next(c for c in calls if c[:3] == ["aws", "secretsmanager", "put-secret-value"])
     assert not any("a-long-enough-secret" in arg for c in calls for arg in c)
     assert put[-1].startswith("file://") and "<secret file>" not in put[-1]
+
+
+def test_a_deploy_uploads_the_web_app_to_the_stacks_frontend(built, monkeypatch, tmp_path):
+    """The real (non-dry) path with the AWS CLI replaced: provisioning succeeds, then web/dist
+    goes to the bucket the stack names, and the distribution's cache is cleared."""
+    calls = []
+
+    def fake_run(command, **kwargs):
+        calls.append(command)
+        out = ""
+        if command[:3] == ["aws", "cloudformation", "describe-stack-resource"]:
+            out = "wisp-dev-ProvisionUsers-abc\n"
+        if command[:3] == ["aws", "lambda", "invoke"]:
+            Path(command[-1]).write_text(json.dumps({"ok": True}))
+            out = json.dumps({"StatusCode": 200})
+        if command[:3] == ["aws", "cloudformation", "describe-stacks"] and "FrontendBucketName" in " ".join(command):
+            out = "FrontendBucketName\twisp-dev-frontend-123\nFrontendDistributionId\tE2ABC\n"
+        return subprocess.CompletedProcess(command, 0, out, "")
+
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "index.html").write_text("<!DOCTYPE html>")
+    monkeypatch.setattr(deploy, "WEB_DIST", dist)
+    monkeypatch.setattr(deploy.subprocess, "run", fake_run)
+    monkeypatch.setenv("WISP_ADMIN_PASSWORD", "a-long-enough-secret")
+    work = built.parent / "deploy-frontend"
+    shutil.copytree(built, work, dirs_exist_ok=True, ignore=shutil.ignore_patterns("app"))
+    assert deploy.main(["--build-dir", str(work)]) == 0
+    sync = next(c for c in calls if c[:3] == ["aws", "s3", "sync"])
+    assert sync[3:6] == [f"{dist}/", "s3://wisp-dev-frontend-123/", "--delete"]
+    invalidation = next(c for c in calls if c[:3] == ["aws", "cloudfront", "create-invalidation"])
+    assert "E2ABC" in invalidation
+    # a missing build stops the deploy before anything runs
+    calls.clear()
+    monkeypatch.setattr(deploy, "WEB_DIST", tmp_path / "nothing")
+    assert deploy.main(["--build-dir", str(work)]) == 1 and calls == []
 
 
 def _documented_dry_run() -> str:
