@@ -126,13 +126,31 @@ _OIDC_RESERVED_PARAMS = frozenset({"client_id", "response_type", "redirect_uri",
                                    "code_challenge", "code_challenge_method"})
 
 
-class OidcProviderSettings(_Strict):
-    """One OpenID Connect identity provider (spec §9; key names as upstream's, plus ``client_secret_arn``)."""
+def _exactly_one(model: BaseModel, first: str, second: str) -> None:
+    """A model's "exactly one of the two keys" rule."""
+    if (getattr(model, first) is None) == (getattr(model, second) is None):
+        raise ValueError(f"exactly one of {first} and {second} must be set")
+
+
+class ProviderSettings(_Strict):
+    """What every identity provider has (spec §9's common provider fields)."""
 
     hidden: bool = False  # not shown on the login page, still usable
     icon_url: str | None = None  # shown on the provider's login button
     allow_creation_of_api_tokens: bool = True  # whether this provider's users may create API tokens
     ca_pem_file_path: str | None = None  # extra CA bundle (PEM) for TLS to the provider
+
+    @field_validator("ca_pem_file_path")
+    @classmethod
+    def _ca_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+
+class OidcProviderSettings(ProviderSettings):
+    """One OpenID Connect identity provider (spec §9; key names as upstream's, plus ``client_secret_arn``)."""
+
     base_url: str  # the issuer; discovery at <base_url>/.well-known/openid-configuration
     client_id: str
     # the client secret itself, or (deployed stacks) the ARN/name of a Secrets Manager secret holding it:
@@ -154,13 +172,6 @@ class OidcProviderSettings(_Strict):
             raise ValueError("must be an http(s) URL without query or fragment")
         return value.rstrip("/")
 
-    @field_validator("ca_pem_file_path")
-    @classmethod
-    def _ca_file(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).is_file():
-            raise ValueError(f"{value} is not a readable file")
-        return value
-
     @field_validator("additional_authorize_params")
     @classmethod
     def _params(cls, value: dict[str, str]) -> dict[str, str]:
@@ -171,8 +182,7 @@ class OidcProviderSettings(_Strict):
 
     @model_validator(mode="after")
     def _one_secret(self) -> "OidcProviderSettings":
-        if (self.client_secret is None) == (self.client_secret_arn is None):
-            raise ValueError("exactly one of client_secret and client_secret_arn must be set")
+        _exactly_one(self, "client_secret", "client_secret_arn")
         return self
 
 
@@ -223,18 +233,14 @@ class LdapServiceAccount(_Strict):
 
     @model_validator(mode="after")
     def _one_password(self) -> "LdapServiceAccount":
-        if (self.password is None) == (self.password_secret_arn is None):
-            raise ValueError("exactly one of password and password_secret_arn must be set")
+        _exactly_one(self, "password", "password_secret_arn")
         return self
 
 
-class LdapProviderSettings(_Strict):
-    """One LDAP directory whose people may log in with their LDAP user name and password."""
+class LdapProviderSettings(ProviderSettings):
+    """One LDAP directory whose people may log in with their LDAP user name and password.
+    ``ca_pem_file_path``: the CA bundle (PEM) that signed the server's certificate."""
 
-    hidden: bool = False  # not shown on the login page, still usable
-    icon_url: str | None = None  # shown on the provider's login button
-    allow_creation_of_api_tokens: bool = True  # whether this provider's users may create API tokens
-    ca_pem_file_path: str | None = None  # CA bundle (PEM) that signed the server's certificate
     server_address: str  # ldap://host[:port], ldaps://host[:port] or ldapi://
     start_tls: bool = False  # upgrade an ldap:// connection with StartTLS before any bind
     service_account_auth: LdapServiceAccount  # the account that searches for the person
@@ -249,13 +255,6 @@ class LdapProviderSettings(_Strict):
     def _url(cls, value: str) -> str:
         if not _LDAP_URL.match(value):
             raise ValueError("must be an ldap://, ldaps:// or ldapi:// URL")
-        return value
-
-    @field_validator("ca_pem_file_path")
-    @classmethod
-    def _ca_file(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).is_file():
-            raise ValueError(f"{value} is not a readable file")
         return value
 
     @field_validator("username_attributes")
@@ -340,8 +339,7 @@ class ImprintSettings(_Strict):
 
     @model_validator(mode="after")
     def _one_of(self) -> "ImprintSettings":
-        if (self.url is None) == (self.additional_imprint_html is None):
-            raise ValueError("exactly one of url and additional_imprint_html must be set")
+        _exactly_one(self, "url", "additional_imprint_html")
         return self
 
 
