@@ -66,9 +66,11 @@ def test_a_failed_provisioning_function_fails_the_deploy(tmp_path):
     assert deploy.invoke_failure(json.dumps({"StatusCode": 200, "ExecutedVersion": "$LATEST"}), payload) is None
 
 
-def test_main_stops_on_function_error(built, monkeypatch, capsys):
-    """The real (non-dry) path with the AWS CLI replaced: the invoke answers FunctionError."""
-    calls = []
+def _fake_aws(monkeypatch, tmp_path, invoke_answer: dict, payload: dict) -> list[list[str]]:
+    """deploy.py's real (non-dry) path with the AWS CLI replaced: records every command and answers
+    as a deployed stack would; the provisioning invoke answers ``invoke_answer`` with ``payload``.
+    A built web app stands in for web/dist. Returns the list the commands are recorded in."""
+    calls: list[list[str]] = []
 
     def fake_run(command, **kwargs):
         calls.append(command)
@@ -76,34 +78,8 @@ def test_main_stops_on_function_error(built, monkeypatch, capsys):
         if command[:3] == ["aws", "cloudformation", "describe-stack-resource"]:
             out = "wisp-dev-ProvisionUsers-abc\n"
         if command[:3] == ["aws", "lambda", "invoke"]:
-            Path(command[-1]).write_text(json.dumps({"errorType": "ConfigError", "errorMessage": "boom"}))
-            out = json.dumps({"StatusCode": 200, "FunctionError": "Unhandled"})
-        return subprocess.CompletedProcess(command, 0, out, "")
-
-    monkeypatch.setattr(deploy.subprocess, "run", fake_run)
-    monkeypatch.setenv("WISP_ADMIN_PASSWORD", "a-long-enough-secret")
-    work = built.parent / "deploy-main"
-    shutil.copytree(built, work, dirs_exist_ok=True, ignore=shutil.ignore_patterns("app"))
-    assert deploy.main(["--build-dir", str(work)]) == 1
-    assert "ProvisionUsers failed: Unhandled: ConfigError: boom" in capsys.readouterr().err
-    put = next(c for c in calls if c[:3] == ["aws", "secretsmanager", "put-secret-value"])
-    assert not any("a-long-enough-secret" in arg for c in calls for arg in c)
-    assert put[-1].startswith("file://") and "<secret file>" not in put[-1]
-
-
-def test_a_deploy_uploads_the_web_app_to_the_stacks_frontend(built, monkeypatch, tmp_path):
-    """The real (non-dry) path with the AWS CLI replaced: provisioning succeeds, then web/dist
-    goes to the bucket the stack names, and the distribution's cache is cleared."""
-    calls = []
-
-    def fake_run(command, **kwargs):
-        calls.append(command)
-        out = ""
-        if command[:3] == ["aws", "cloudformation", "describe-stack-resource"]:
-            out = "wisp-dev-ProvisionUsers-abc\n"
-        if command[:3] == ["aws", "lambda", "invoke"]:
-            Path(command[-1]).write_text(json.dumps({"ok": True}))
-            out = json.dumps({"StatusCode": 200})
+            Path(command[-1]).write_text(json.dumps(payload))
+            out = json.dumps(invoke_answer)
         if command[:3] == ["aws", "cloudformation", "describe-stacks"] and "FrontendBucketName" in " ".join(command):
             out = "FrontendBucketName\twisp-dev-frontend-123\nFrontendDistributionId\tE2ABC\n"
         return subprocess.CompletedProcess(command, 0, out, "")
@@ -114,11 +90,34 @@ def test_a_deploy_uploads_the_web_app_to_the_stacks_frontend(built, monkeypatch,
     monkeypatch.setattr(deploy, "WEB_DIST", dist)
     monkeypatch.setattr(deploy.subprocess, "run", fake_run)
     monkeypatch.setenv("WISP_ADMIN_PASSWORD", "a-long-enough-secret")
-    work = built.parent / "deploy-frontend"
+    return calls
+
+
+def _work_copy(built: Path, name: str) -> Path:
+    work = built.parent / name
     shutil.copytree(built, work, dirs_exist_ok=True, ignore=shutil.ignore_patterns("app"))
+    return work
+
+
+def test_main_stops_on_function_error(built, monkeypatch, capsys, tmp_path):
+    """The invoke answers FunctionError: the deploy fails and says why."""
+    calls = _fake_aws(monkeypatch, tmp_path, {"StatusCode": 200, "FunctionError": "Unhandled"},
+                      {"errorType": "ConfigError", "errorMessage": "boom"})
+    assert deploy.main(["--build-dir", str(_work_copy(built, "deploy-main"))]) == 1
+    assert "ProvisionUsers failed: Unhandled: ConfigError: boom" in capsys.readouterr().err
+    put = next(c for c in calls if c[:3] == ["aws", "secretsmanager", "put-secret-value"])
+    assert not any("a-long-enough-secret" in arg for c in calls for arg in c)
+    assert put[-1].startswith("file://") and "<secret file>" not in put[-1]
+
+
+def test_a_deploy_uploads_the_web_app_to_the_stacks_frontend(built, monkeypatch, tmp_path):
+    """Provisioning succeeds, then web/dist goes to the bucket the stack names, and the
+    distribution's cache is cleared."""
+    calls = _fake_aws(monkeypatch, tmp_path, {"StatusCode": 200}, {"ok": True})
+    work = _work_copy(built, "deploy-frontend")
     assert deploy.main(["--build-dir", str(work)]) == 0
     sync = next(c for c in calls if c[:3] == ["aws", "s3", "sync"])
-    assert sync[3:6] == [f"{dist}/", "s3://wisp-dev-frontend-123/", "--delete"]
+    assert sync[3:6] == [f"{tmp_path / 'dist'}/", "s3://wisp-dev-frontend-123/", "--delete"]
     invalidation = next(c for c in calls if c[:3] == ["aws", "cloudfront", "create-invalidation"])
     assert "E2ABC" in invalidation
     # a missing build stops the deploy before anything runs
