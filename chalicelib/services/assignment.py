@@ -137,12 +137,8 @@ def after_idle(runner: RunnerRecord, *, queue_generation: int | None = None) -> 
     """The runner let go of its job: look for the next one (spec §6.3 trigger), unless the queue
     generation read with the row (``queue_generation``) is the one the runner noted when it got
     its job: then no job was queued since, and the queue was empty then (see ``place_new_job``)."""
-    import dataclasses
-
     noted = runner.queue_generation
-    idle = dataclasses.replace(runner, job_id=None, job_user_id=None, job_settings=None, job_audio_key=None,
-                               job_email_notification=None, job_file_name=None, job_handouts=None,
-                               in_process=None, abort=None, progress=None, queue_generation=None)
+    idle = runner.without_job()
     if queue_generation is not None and noted is not None and noted == queue_generation:
         return
     assign_pending(idle_runner=idle, queue_generation=queue_generation)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from .. import errors, storage
 from ..schemas.jobs import application_defaults, settings_from_stored
@@ -169,7 +169,7 @@ def start_processing(principal: RunnerPrincipal) -> str:
     return str(runner.job_audio_key)
 
 
-def _fail_unreadable(principal: RunnerPrincipal, job_id: int) -> None:
+def _fail_unreadable(principal: RunnerPrincipal, job_id: int) -> NoReturn:
     """The held job's audio is gone: the job fails at once, with a message that says so, and the
     runner is free for the next one (it must not hand the job back and take it again)."""
     runner = principal.runner
@@ -188,7 +188,6 @@ def job_audio(principal: RunnerPrincipal) -> tuple[bytes, str]:
         found = storage.get(key, max_bytes=MAX_INLINE_AUDIO_BYTES)
     except storage.ObjectMissing:
         _fail_unreadable(principal, int(principal.runner.job_id or 0))
-        raise  # not reached
     except storage.ObjectTooLarge as exc:
         raise errors.PayloadTooLarge(
             f"The audio ({exc.size} bytes) is too large for this route; fetch it through the Wisp "

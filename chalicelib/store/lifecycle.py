@@ -29,7 +29,7 @@ from . import transact
 from .base import now
 from .counters import JOB, Counter
 from .jobs import FINISHED, QUEUED, Job, JobRecord
-from .runners import ONLINE, Runner, RunnerRecord, record as runner_record
+from .runners import ONLINE, Runner, RunnerRecord, job_fields, online_fields, record as runner_record
 from .transact import QUEUE, Cancelled, Tx
 
 JOB_CREATED = "job_created"
@@ -175,18 +175,6 @@ def runner_not_processing() -> Any:
 # ------------------------------------------------------------------------------------------
 # Attribute groups
 # ------------------------------------------------------------------------------------------
-
-
-def _runner_job_fields() -> list[Any]:
-    """Attributes describing the held job, removed when the runner lets go of it."""
-    return [Runner.job_id, Runner.job_user_id, Runner.job_settings, Runner.job_audio_key,
-            Runner.job_email_notification, Runner.job_file_name, Runner.job_handouts, Runner.in_process,
-            Runner.abort, Runner.progress, Runner.queue_generation]
-
-
-def _runner_online_fields() -> list[Any]:
-    return [Runner.online, Runner.session_hash, Runner.expires_at, Runner.name, Runner.version,
-            Runner.git_hash, Runner.source_code_url, Runner.priority]
 
 
 def _job_runner_fields() -> list[Any]:
@@ -414,7 +402,7 @@ def finish(runner: RunnerRecord, job_id: int, user_id: int, *, result_key: str |
         actions.append(Job.error_msg.set(error_msg or "unknown error"))
     else:
         actions += [Job.downloaded.set(False), Job.has_transcript.set(True), Job.result_key.set(result_key)]
-    runner_actions = [f.remove() for f in _runner_job_fields()]
+    runner_actions = [f.remove() for f in job_fields()]
     runner_condition = runner_holds_job(job_id)
     if lease is not None:
         runner_actions.append(Runner.expires_at.set(lease.expires_at))
@@ -429,7 +417,7 @@ def finish(runner: RunnerRecord, job_id: int, user_id: int, *, result_key: str |
 
 def let_go(runner: RunnerRecord, job_id: int) -> bool:
     """The runner forgets a job that is no longer its own (finished, deleted, taken back)."""
-    return _update(Runner(runner.token_hash), [f.remove() for f in _runner_job_fields()], runner_holds_job(job_id))
+    return _update(Runner(runner.token_hash), [f.remove() for f in job_fields()], runner_holds_job(job_id))
 
 
 def fail_queued(job: JobRecord, error_msg: str) -> bool:
@@ -476,7 +464,7 @@ def abort_waiting(job: JobRecord, runner: RunnerRecord | None, *, runner_live: b
         condition = runner_holds_job(job.id)
         if runner_live:
             condition = condition & runner_not_processing()
-        tx.update("runner", Runner(key), [f.remove() for f in _runner_job_fields()], condition)
+        tx.update("runner", Runner(key), [f.remove() for f in job_fields()], condition)
     tx.event(job.user_id, JOB_UPDATED, job.id)
     tx.let_go(job.user_id, job.id, key)
     return _run(tx).done
@@ -492,7 +480,7 @@ def stop_for_deletion(runner: RunnerRecord, job_id: int) -> None:
         _update(Runner(runner.token_hash), [Runner.abort.set(True)] + [f.remove() for f in personal],
                 runner_holds_job(job_id))
     else:
-        _update(Runner(runner.token_hash), [f.remove() for f in _runner_job_fields()],
+        _update(Runner(runner.token_hash), [f.remove() for f in job_fields()],
                 runner_holds_job(job_id) & runner_not_processing())
 
 
@@ -515,9 +503,9 @@ def release(runner: RunnerRecord, job: JobRecord | None, *, go_offline: bool, ex
     ``expired_at``: only if its lease ended by then (the sweeper, a late call). The job, if the
     runner still holds it, goes back to the queue at ``queue_pos`` (``requeue``), or fails with
     ``fail_with`` (an abort, too many hand-outs)."""
-    runner_actions = [f.remove() for f in _runner_job_fields()]
+    runner_actions = [f.remove() for f in job_fields()]
     if go_offline:
-        runner_actions += [f.remove() for f in _runner_online_fields()]
+        runner_actions += [f.remove() for f in online_fields()]
     condition = runner_exists()
     if expired_at is not None:
         condition = condition & runner_lease_over(expired_at)

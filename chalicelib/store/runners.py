@@ -107,6 +107,13 @@ class RunnerRecord:
         """Registered, with a lease that ends after ``moment``."""
         return self.online == ONLINE and self.expires_at is not None and self.expires_at > moment
 
+    def without_job(self) -> "RunnerRecord":
+        """The row as it is once the runner let go of its job (``job_fields`` removed)."""
+        import dataclasses
+
+        cleared: dict[str, Any] = {f.attr_name: None for f in job_fields()}
+        return dataclasses.replace(self, **cleared)
+
 
 _INTS = {"id", "priority", "job_id", "job_user_id", "job_handouts", "queue_generation"}
 
