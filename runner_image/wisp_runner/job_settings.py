@@ -139,9 +139,7 @@ def check_common(settings: JobSettings) -> None:
     if settings.task not in ("transcribe", "translate"):
         raise UnsupportedSettingsError(f"unknown task '{settings.task}'")
     if settings.diarization is not None:
-        raise UnsupportedSettingsError(
-            "speaker diarization is not supported by this runner; resubmit with diarization disabled"
-        )
+        check_speaker_bounds(settings.diarization)
     if settings.english_only_model and settings.language not in (None, "en"):
         raise UnsupportedSettingsError(
             f"model '{settings.model}' is English-only but language '{settings.language}' was requested"
@@ -164,6 +162,24 @@ def check_common(settings: JobSettings) -> None:
     proc = settings.alignment.processing if settings.alignment else None
     if proc and proc.max_line_count is not None and proc.max_line_width is None:
         raise UnsupportedSettingsError("max_line_count requires max_line_width")
+
+
+def check_speaker_bounds(settings: DiarizationSettings) -> None:
+    """Reject speaker bounds no clustering can meet (the API allows 0 for both; min 0 = no bound)."""
+    lo, hi = settings.min_speakers, settings.max_speakers
+    if hi is not None and hi < 1:
+        raise UnsupportedSettingsError("max_speakers must be at least 1 (leave it empty for no upper limit)")
+    if lo is not None and lo < 0:
+        raise UnsupportedSettingsError("min_speakers must not be negative")
+    if lo is not None and hi is not None and lo > hi:
+        raise UnsupportedSettingsError("min_speakers must not be greater than max_speakers")
+
+
+def diarization_unavailable(reason: str) -> UnsupportedSettingsError:
+    """The error for a job asking for speaker labels from a runner that cannot give them."""
+    return UnsupportedSettingsError(
+        f"speaker diarization is not available on this runner ({reason}); resubmit with diarization disabled"
+    )
 
 
 def check_alignment_language(language: str) -> None:

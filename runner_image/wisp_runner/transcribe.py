@@ -62,17 +62,25 @@ import threading
 import time
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .constants import ALIGNMENT_LANGUAGES, ENGLISH_ONLY_SUFFIX
+from .diarize import SpeakerDiarizer, SpeakerTurn
 from .errors import JobFailed, UnsupportedSettingsError
 from .interfaces import JobControl, Transcript
-from .job_settings import AlignmentSettings, JobSettings, check_alignment_language, check_common
+from .job_settings import (
+    AlignmentSettings,
+    JobSettings,
+    check_alignment_language,
+    check_common,
+    diarization_unavailable,
+)
 from .registry import ModelRegistry
 from .render import order_timings
 from .sentences import ends_sentence
+from .speakers import label_segments, label_words, split_at_speaker_changes
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +114,12 @@ class WhisperTranscriber:
         batch_size: int = 8,
         cpu_threads: int = 0,
         device_index: int = 0,
+        diarizer: SpeakerDiarizer | None = None,
+        no_diarization: str = "it is turned off",
     ) -> None:
         self.registry = registry
+        self.diarizer = diarizer  # None: jobs asking for speaker labels fail, saying `no_diarization`
+        self.no_diarization = no_diarization
         self.device = device
         self.compute_type = compute_type or ("float16" if device == "cuda" else "int8")
         self.batch_size = max(1, int(batch_size))
@@ -134,6 +146,8 @@ class WhisperTranscriber:
     # ------------------------------------------------------------ model cache
     def check_settings(self, settings: JobSettings) -> None:
         check_common(settings)
+        if settings.diarization is not None and self.diarizer is None:
+            raise diarization_unavailable(self.no_diarization)
         if settings.model not in self.registry:
             available = ", ".join(self.registry.names()) or "none"
             raise UnsupportedSettingsError(
@@ -193,34 +207,62 @@ class WhisperTranscriber:
     def transcribe_array(
         self, audio: np.ndarray, settings: JobSettings, control: JobControl, *, model: Any = None
     ) -> Transcript:
-        """Transcribe 16 kHz mono float32 samples (decoded once by the caller)."""
+        """Transcribe 16 kHz mono float32 samples (decoded once by the caller); with diarization,
+        the speakers are found at the same time, in a second thread."""
         self.check_settings(settings)
         model = model or self.load_model(self.registry.target(settings.model))
         control.check_cancelled()
-        clips = self.speech_clips(audio, settings)
-        control.check_cancelled()
-        language = self._language(model, audio, clips, settings)
-        control.set_progress(2)
         # An alias is never silent: as_json says which model actually ran (an extra key).
         served = self.registry.describe(settings.model)
         extra = {"model": served} if served != settings.model else {}
-        if not clips:
+        if settings.diarization is None or self.diarizer is None:
+            segments, language = self._decode(model, audio, settings, control)
+            turns = None
+        else:
+            speech, voices = control.share(TRANSCRIPTION_SHARE, 1 - TRANSCRIPTION_SHARE)
+            diarizer, wanted = self.diarizer, settings.diarization
+            with _Beside(lambda: diarizer.diarize(audio, wanted, voices), voices, "wisp-diarize") as speakers:
+                segments, language = self._decode(model, audio, settings, speech)
+                turns = speakers.result()
+        control.set_progress(100)
+        if not segments:
             return {"language": language, "segments": [], **({"word_segments": []} if settings.alignment else {}),
                     **extra}
+        return {**build_transcript(segments, language, settings.alignment, turns), **extra}
+
+    def _decode(self, model: Any, audio: np.ndarray, settings: JobSettings,
+                control: JobControl) -> tuple[list[Any], str]:
+        """Decoded segments (with word timings when aligned or diarized) and the language."""
+        regions = self.speech_regions(audio, settings)
+        clips = merge_regions(regions, settings.vad_settings.chunk_size)
+        control.check_cancelled()
+        language = self._language(model, audio, clips, settings)
+        control.set_progress(2)
+        if not clips:
+            return [], language
         options = self.decode_options(model, settings, language)
+        if self.batch_size > 1 or settings.diarization is not None:
+            # Batched clips always get word timings, even for a job without alignment: they show
+            # where the decoder stopped (`_complete_clip`); with diarization they show where the
+            # speaker changes. The transcript only keeps them if the job asked for alignment.
+            options = {**options, "word_timestamps": True}
         if self.batch_size > 1 and self.device == "cpu":
             workers = int(getattr(model.model, "num_workers", 1) or 1)
-            segments = _LaneRun(self, model, audio, clips, options, control, workers).run()
+            segments = _LaneRun(self, model, audio, clips, regions, options, control, workers).run()
         elif self.batch_size > 1:
-            segments = self._batched(model, audio, clips, settings, options, control)
+            segments = self._batched(model, audio, clips, regions, options, control)
         else:
             segments = self._sequential(model, audio, clips, options, control)
         control.set_progress(100)
-        return {**build_transcript(segments, language, settings.alignment), **extra}
+        return segments, language
 
     # ------------------------------------------------------------ settings → options
     def speech_clips(self, audio: np.ndarray, settings: JobSettings) -> list[tuple[float, float]]:
         """VAD speech regions merged into clips of at most chunk_size seconds (start, end in s)."""
+        return merge_regions(self.speech_regions(audio, settings), settings.vad_settings.chunk_size)
+
+    def speech_regions(self, audio: np.ndarray, settings: JobSettings) -> list[tuple[float, float]]:
+        """Silero VAD speech regions (start, end in s), each at most chunk_size seconds."""
         from faster_whisper.vad import VadOptions, get_speech_timestamps
 
         vad = settings.vad_settings
@@ -232,15 +274,7 @@ class WhisperTranscriber:
             speech_pad_ms=SPEECH_PAD_MS,
         )
         regions = get_speech_timestamps(audio, opts, sampling_rate=SAMPLE_RATE)
-        clips: list[list[int]] = []
-        limit = int(vad.chunk_size * SAMPLE_RATE)
-        for region in regions:
-            start, end = int(region["start"]), int(region["end"])
-            if clips and end - clips[-1][0] <= limit:
-                clips[-1][1] = end
-            else:
-                clips.append([start, min(end, start + limit)])
-        return [(s / SAMPLE_RATE, e / SAMPLE_RATE) for s, e in clips]
+        return [(int(r["start"]) / SAMPLE_RATE, int(r["end"]) / SAMPLE_RATE) for r in regions]
 
     def _language(self, model: Any, audio: np.ndarray, clips: list[tuple[float, float]], settings: JobSettings) -> str:
         if not model.model.is_multilingual:
@@ -321,8 +355,8 @@ class WhisperTranscriber:
             control.check_cancelled()
         return out
 
-    def _batched(self, model: Any, audio: np.ndarray, clips: list[tuple[float, float]], settings: JobSettings,
-                 options: dict[str, Any], control: JobControl) -> list[Any]:
+    def _batched(self, model: Any, audio: np.ndarray, clips: list[tuple[float, float]],
+                 regions: list[tuple[float, float]], options: dict[str, Any], control: JobControl) -> list[Any]:
         """Batched decoding with previous-text context ("lanes"; see the module docstring)."""
         n = len(clips)
         lanes = plan_lanes(n, self.batch_size)
@@ -351,6 +385,9 @@ class WhisperTranscriber:
         starts = [lane[0] for lane in lanes[1:]]
         if starts:
             run(starts, with_context=True)
+        for i in range(n):
+            control.check_cancelled()
+            results[i] = self._complete_clip(model, audio, clips[i], regions, results.get(i, []), options)
         return [seg for i in range(n) for seg in results.get(i, [])]
 
     def _judge_clip(self, model: Any, audio: np.ndarray, start: float, end: float, segs: list[Any],
@@ -379,6 +416,67 @@ class WhisperTranscriber:
             condition_on_previous_text=False,
         )
         return [_shift(seg, start) for seg in redo]
+
+    def _complete_clip(self, model: Any, audio: np.ndarray, clip: tuple[float, float],
+                       regions: list[tuple[float, float]], segs: list[Any], options: dict[str, Any]) -> list[Any]:
+        """Decode what a batched clip's text left out: the speech after its last word.
+
+        A clip decoded without timestamp tokens is one segment, and the decoder may end it early:
+        after a change of voice, Whisper often predicts the end of the text although speech
+        follows (tiny.en dropped whole turns of a two-voice dialogue that way). The sequential
+        decoder cannot lose speech like this, as its timestamp tokens move it past what it has
+        read. So when VAD finds at least `TAIL_SPEECH_S` of speech after the clip's last word,
+        that tail is decoded again by the sequential decoder. It is not prompted with the clip's
+        text: on the dialogue that showed the fault, that prompt made tiny.en add a "Thank you
+        very much." in the tail's trailing silence. A clip judged silent (no segments) is left
+        as it is."""
+        words = [w for seg in segs for w in seg.words or []]
+        if not words:
+            return segs
+        tail = uncovered_speech(regions, clip, max(w.end for w in words))
+        if tail is None:
+            return segs
+        start, end = tail
+        log.debug("clip %.1f–%.1f s: text ends early; decoding %.1f–%.1f s again", *clip, start, end)
+        piece = audio[int(start * SAMPLE_RATE): int(end * SAMPLE_RATE)]
+        redo, _ = model.transcribe(
+            piece,
+            **self._fw_kwargs(options, list(options["temperatures"])),
+            vad_filter=False,
+            condition_on_previous_text=True,
+        )
+        return segs + [_shift(seg, start) for seg in redo]
+
+
+TAIL_SPEECH_S = 1.5  # VAD speech after a clip's last word (beyond its padding) that means text is missing
+
+
+def merge_regions(regions: list[tuple[float, float]], chunk_size: float) -> list[tuple[float, float]]:
+    """VAD speech regions merged into clips of at most chunk_size seconds (start, end in s); the
+    silence between merged regions stays inside the clip, as in WhisperX."""
+    clips: list[list[int]] = []
+    limit = int(chunk_size * SAMPLE_RATE)
+    for start_s, end_s in regions:
+        start, end = int(round(start_s * SAMPLE_RATE)), int(round(end_s * SAMPLE_RATE))
+        if clips and end - clips[-1][0] <= limit:
+            clips[-1][1] = end
+        else:
+            clips.append([start, min(end, start + limit)])
+    return [(s / SAMPLE_RATE, e / SAMPLE_RATE) for s, e in clips]
+
+
+def uncovered_speech(regions: list[tuple[float, float]], clip: tuple[float, float],
+                     last_word_end: float) -> tuple[float, float] | None:
+    """(start, end) of the part of `clip` after `last_word_end` that needs decoding again, when VAD
+    finds at least TAIL_SPEECH_S of speech there (its regions carry SPEECH_PAD_MS of padding at
+    each end, which is not counted); None when the text reaches the clip's speech."""
+    begin, end = clip
+    pad = SPEECH_PAD_MS / 1000
+    after = [(max(s, last_word_end), min(e, end)) for s, e in regions if e > last_word_end and s < end]
+    speech = sum(max(0.0, b - a - pad) for a, b in after)
+    if speech < TAIL_SPEECH_S:
+        return None
+    return max(begin, after[0][0]), end
 
 
 def plan_lanes(n: int, batch_size: int) -> list[list[int]]:
@@ -591,8 +689,9 @@ class _LaneRun:
     LOOKAHEAD = 2
 
     def __init__(self, transcriber: WhisperTranscriber, model: Any, audio: np.ndarray,
-                 clips: list[tuple[float, float]], options: dict[str, Any], control: JobControl, workers: int):
-        self.tr, self.model, self.audio, self.clips = transcriber, model, audio, clips
+                 clips: list[tuple[float, float]], regions: list[tuple[float, float]], options: dict[str, Any],
+                 control: JobControl, workers: int):
+        self.tr, self.model, self.audio, self.clips, self.regions = transcriber, model, audio, clips, regions
         self.options, self.control = options, control
         self.align_words = bool(options["word_timestamps"])
         self.decoder = _ClipDecoder(model, audio, clips, options, cache_encoder=True)
@@ -707,13 +806,16 @@ class _LaneRun:
             segs = self._decode(s, context) if context else self.first_pass[s]
             with self.cond:
                 self._finalise(s, segs)
-        else:  # align
+        else:  # align, then decode what the clip's text left out
             i = item[1]
             for seg in self.results[i]:
                 if seg.words is None:
                     self.decoder.align(i, seg)
             self.decoder.release(i)
+            segs = self.tr._complete_clip(self.model, self.audio, self.clips[i], self.regions, self.results[i],
+                                          self.options)
             with self.cond:
+                self.results[i] = segs
                 self.aligning -= 1
 
     def _worker(self) -> None:
@@ -745,6 +847,42 @@ class _LaneRun:
         return [seg for i in range(len(self.clips)) for seg in self.results.get(i, [])]
 
 
+TRANSCRIPTION_SHARE = 0.8  # of a diarized job's progress; finding the speakers is the rest
+
+
+class _Beside:
+    """Runs `work` in a thread beside the caller's: ``with _Beside(work, control, name) as job``,
+    then ``job.result()`` waits for it and returns its result or raises its error. If the block
+    fails, `control` is cancelled and the thread waited for before the error goes on."""
+
+    def __init__(self, work: Callable[[], Any], control: JobControl, name: str) -> None:
+        self.work, self.control = work, control
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.value = self.work()
+        except BaseException as exc:  # noqa: BLE001 — re-raised by result() in the calling thread
+            self.error = exc
+
+    def __enter__(self) -> "_Beside":
+        self.thread.start()
+        return self
+
+    def result(self) -> Any:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        if kind is not None:
+            self.control.cancel("the transcription stopped")
+            self.thread.join()
+
+
 def _shift(seg: Any, offset: float) -> Any:
     seg.start = round(seg.start + offset, 3)
     seg.end = round(seg.end + offset, 3)
@@ -757,31 +895,43 @@ def _shift(seg: Any, offset: float) -> Any:
 
 # ------------------------------------------------------------------ result shaping
 
-def build_transcript(segments: list[Any], language: str, alignment: AlignmentSettings | None) -> Transcript:
+def build_transcript(segments: list[Any], language: str, alignment: AlignmentSettings | None,
+                     turns: Sequence[SpeakerTurn] | None = None) -> Transcript:
     """The §10 result object from decoded segments: with alignment, cut into sentences by word
-    timings; a segment that ends on an abbreviation ("Dr.") is joined with the next one; times
-    in playing order (`render.order_timings`)."""
+    timings; with speaker turns (diarization), every word and segment labelled with its speaker
+    and segments cut where the speaker changes (by word timings, which are then dropped again
+    when the job did not ask for alignment); a segment that ends on an abbreviation ("Dr.") is
+    joined with the next one; times in playing order (`render.order_timings`)."""
     out_segments: list[dict[str, Any]] = []
     for group in _join_after_abbreviations([s for s in sorted(segments, key=lambda s: s.start) if s.text.strip()]):
         item: dict[str, Any] = {"start": round(group[0].start, 3), "end": round(group[-1].end, 3),
                                 "text": " ".join(seg.text.strip() for seg in group)}
+        words = [
+            {"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3), "score": round(w.probability, 3)}
+            for seg in group for w in (seg.words or [])
+        ]
         if alignment is not None:
-            words = [
-                {"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3), "score": round(w.probability, 3)}
-                for seg in group for w in (seg.words or [])
-            ]
             interpolate_words(words, alignment.interpolate_method)
-            for part in split_sentences(words) if words else [[]]:
-                piece = dict(item)
-                if part:
-                    timed = [w for w in part if "start" in w]
-                    if timed:
-                        piece["start"], piece["end"] = timed[0]["start"], timed[-1]["end"]
-                    piece["text"] = "".join(w["word"] for w in part).strip()
-                piece["words"] = part
-                out_segments.append(piece)
+            parts = split_sentences(words) if words else [[]]
+        elif turns is not None and words:
+            parts = [words]
+        else:
+            out_segments.append(item)
             continue
-        out_segments.append(item)
+        if turns is not None:
+            label_words(words, turns)
+            parts = [run for part in parts for run in (split_at_speaker_changes(part) if part else [part])]
+        for part in parts:
+            piece = dict(item)
+            if part:
+                timed = [w for w in part if "start" in w]
+                if timed:
+                    piece["start"], piece["end"] = timed[0]["start"], timed[-1]["end"]
+                piece["text"] = "".join(w["word"] for w in part).strip()
+            piece["words"] = part
+            out_segments.append(piece)
+    if turns is not None:
+        label_segments(out_segments, turns)
     result: Transcript = {"language": language, "segments": out_segments}
     order_timings(result)  # before chars and word_segments, which copy the final word spans
     if alignment is not None:
@@ -789,6 +939,9 @@ def build_transcript(segments: list[Any], language: str, alignment: AlignmentSet
             for piece in out_segments:
                 piece["chars"] = char_alignments(piece["words"])
         result["word_segments"] = [dict(w) for s in out_segments for w in s["words"]]
+    else:
+        for piece in out_segments:
+            piece.pop("words", None)  # only there to find where the speaker changes
     return result
 
 
