@@ -101,3 +101,30 @@ def speech_wav(tmp_path_factory) -> Path:
     if not espeak_available():
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng); CI installs it")
     return make_speech(SPEECH_TEXT, tmp_path_factory.mktemp("speech") / "speech.wav")
+
+
+@pytest.fixture(scope="session")
+def dialogue(tmp_path_factory):
+    """(wav path, turns) of tools/dialogue.py's two-voice interview (about 53 s, 8 turns)."""
+    if not espeak_available():
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng); CI installs it")
+    from tools.dialogue import make_dialogue
+
+    path = tmp_path_factory.mktemp("dialogue") / "dialogue.wav"
+    return path, make_dialogue(path)
+
+
+def words_of(text: str) -> list[str]:
+    """Lower-case words without punctuation, for comparing transcripts with their script."""
+    import re
+
+    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
+
+
+def share_of_script_heard(script: str, transcript: str) -> tuple[float, float]:
+    """(share of the script's words that came back, rightly or misheard; WER): the script and the
+    transcript aligned word for word as WER does, the first counts all but the deletions."""
+    import jiwer
+
+    out = jiwer.process_words(" ".join(words_of(script)), " ".join(words_of(transcript)))
+    return 1 - out.deletions / len(words_of(script)), float(out.wer)

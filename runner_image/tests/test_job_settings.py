@@ -41,9 +41,8 @@ def test_temperature_schedule(start, inc, expected):
 
 
 @pytest.mark.parametrize("patch, needle", [
-    ({"diarization": {"min_speakers": None, "max_speakers": 0}}, "max_speakers must be at least 1"),
     ({"diarization": {"min_speakers": 3, "max_speakers": 2}}, "min_speakers must not be greater"),
-    ({"diarization": {"min_speakers": -1, "max_speakers": None}}, "min_speakers must not be negative"),
+    ({"diarization": {"min_speakers": -1, "max_speakers": None}}, "must not be negative"),
     ({"model": "tiny.en", "language": "de", "alignment": None}, "English-only"),
     ({"model": "base", "language": "sw"}, "alignment is not available"),
     ({"task": "translate", "language": "de"}, "translation cannot be combined"),
@@ -64,8 +63,16 @@ def test_supported_combinations_pass():
     check_common(parse_job_settings({**DEFAULTS, "task": "translate", "language": "sw", "alignment": None}))
     check_common(parse_job_settings({**DEFAULTS, "language": "sw", "alignment": None}))
     for bounds in ({"min_speakers": None, "max_speakers": None}, {"min_speakers": 0, "max_speakers": 1},
-                   {"min_speakers": 2, "max_speakers": 2}):
+                   {"min_speakers": 2, "max_speakers": 2}, {"min_speakers": 0, "max_speakers": 0}):
         check_common(parse_job_settings({**DEFAULTS, "diarization": bounds}))
+
+
+def test_speaker_bounds():
+    from wisp_runner.job_settings import DiarizationSettings
+
+    assert DiarizationSettings().bounds() == (1, None)
+    assert DiarizationSettings(0, 0).bounds() == (1, None)  # 0 sets no bound, as null does
+    assert DiarizationSettings(2, 4).bounds() == (2, 4)
 
 
 def test_bad_shapes_become_job_errors():

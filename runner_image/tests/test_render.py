@@ -16,6 +16,10 @@ Inputs (tests/golden/cases.json names each case's input and alignment.processing
   Kennedy", "plan B. Then", an identical span at a sentence end and a zero-length word; then a
   segment ending "by Prof." followed by one starting "Brown at 3 p.m.". Expected: no segment or
   cue ends on an abbreviation, and cues in playing order.
+* ``decoded_dialogue.json`` (decoded, with diarization ``turns``): one clip in which two speakers
+  take turns (a one-word "Really?" among them) and a second clip. Expected: segments cut where the
+  speaker changes, ``[SPEAKER_NN]: `` in txt, srt and vtt, ``speaker`` on json segments and words
+  (json without words when unaligned), and no speakers in tsv.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from wisp_runner.diarize import SpeakerTurn
 from wisp_runner.job_settings import AlignmentProcessing, AlignmentSettings
 from wisp_runner.render import format_timestamp, render_all
 from wisp_runner.transcribe import build_transcript
@@ -47,7 +52,8 @@ def test_golden(case):
     transcript = json.loads((GOLDEN / spec["input"]).read_text())
     alignment = _alignment(spec["alignment"])
     if spec.get("decoded"):
-        transcript = build_transcript(_decoded(transcript["segments"]), transcript["language"], alignment)
+        turns = [SpeakerTurn(**t) for t in transcript["turns"]] if "turns" in transcript else None
+        transcript = build_transcript(_decoded(transcript["segments"]), transcript["language"], alignment, turns)
     out = render_all(transcript, alignment)
     json_path = GOLDEN / case / "out.json"
     if os.environ.get("UPDATE_GOLDEN"):

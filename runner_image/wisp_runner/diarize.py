@@ -85,6 +85,11 @@ class SpeakerDiarizer:
             if self._senko is None:
                 started = time.perf_counter()
                 try:
+                    # CTranslate2 first: in the GPU image both it and torch's CUDA 12.6 wheels load a
+                    # libcublas.so.12, and the one loaded first serves both. CTranslate2's is the base
+                    # image's cuBLAS 12.8, which torch (built for 12.6) can use; not the other way round.
+                    import ctranslate2  # noqa: F401
+
                     import senko
                     import torch
 
@@ -143,8 +148,7 @@ def cluster(embeddings: np.ndarray, duration: float, settings: DiarizationSettin
     from senko import config
     from senko.cluster.cluster_cpu import CommonClustering
 
-    lo = max(1, settings.min_speakers or 1)
-    hi = settings.max_speakers
+    lo, hi = settings.bounds()
     long_audio = duration >= LONG_AUDIO_S
     with open(config.UMAP_HDBSCAN_YAML if long_audio else config.SPECTRAL_YAML) as f:
         args = dict(yaml.safe_load(f)["cluster"]["args"])

@@ -74,6 +74,10 @@ class DiarizationSettings:
     min_speakers: int | None = None
     max_speakers: int | None = None
 
+    def bounds(self) -> tuple[int, int | None]:
+        """(at least, at most) speakers: at least 1, and no upper bound for null or 0."""
+        return max(1, self.min_speakers or 1), self.max_speakers or None
+
 
 @dataclass(frozen=True)
 class JobSettings:
@@ -165,13 +169,12 @@ def check_common(settings: JobSettings) -> None:
 
 
 def check_speaker_bounds(settings: DiarizationSettings) -> None:
-    """Reject speaker bounds no clustering can meet (the API allows 0 for both; min 0 = no bound)."""
+    """Reject speaker bounds no clustering can meet. The API allows 0 for both; 0, like null, sets
+    no bound (`DiarizationSettings.bounds`)."""
     lo, hi = settings.min_speakers, settings.max_speakers
-    if hi is not None and hi < 1:
-        raise UnsupportedSettingsError("max_speakers must be at least 1 (leave it empty for no upper limit)")
-    if lo is not None and lo < 0:
-        raise UnsupportedSettingsError("min_speakers must not be negative")
-    if lo is not None and hi is not None and lo > hi:
+    if (lo is not None and lo < 0) or (hi is not None and hi < 0):
+        raise UnsupportedSettingsError("min_speakers and max_speakers must not be negative")
+    if lo and hi and lo > hi:
         raise UnsupportedSettingsError("min_speakers must not be greater than max_speakers")
 
 

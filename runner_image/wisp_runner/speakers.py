@@ -71,9 +71,10 @@ def split_at_speaker_changes(words: list[Word]) -> list[list[Word]]:
 
 
 def label_segments(segments: list[dict[str, Any]], turns: Sequence[Turn]) -> None:
-    """Set each segment's "speaker" (in place): its words' speaker, else by its span."""
+    """Set each segment's "speaker" (in place): its words' (most of them; a tie goes to the one
+    speaking first), else by its span."""
     for seg in segments:
         spoken = [w["speaker"] for w in seg.get("words") or [] if w.get("speaker")]
-        speaker = max(set(spoken), key=spoken.count) if spoken else speaker_at(turns, seg["start"], seg["end"])
+        speaker = max(dict.fromkeys(spoken), key=spoken.count) if spoken else speaker_at(turns, seg["start"], seg["end"])
         if speaker is not None:
             seg["speaker"] = speaker

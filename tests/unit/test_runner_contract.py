@@ -121,8 +121,23 @@ def check_on_runner(request: object) -> None:
 
 @pytest.mark.parametrize("language", sorted(backend.ALIGNMENT_LANGUAGES))
 def test_alignment_languages_the_backend_accepts_pass_the_runners_checks(language):
-    # Diarization is left out here: this runner does not do it and fails such jobs on purpose.
-    check_on_runner(backend.JobSettingsRequest(model="base", language=language))
+    check_on_runner(backend.JobSettingsRequest(model="base", language=language,
+                                               diarization={"min_speakers": None, "max_speakers": None}))
+
+
+@pytest.mark.parametrize("low, high", [(None, None), (0, None), (None, 0), (0, 0), (1, 1), (0, 15), (3, None), (None, 2)])
+def test_speaker_bounds_the_backend_accepts_pass_the_runners_checks(low, high):
+    check_on_runner(backend.JobSettingsRequest(model="base", language="en",
+                                               diarization={"min_speakers": low, "max_speakers": high}))
+
+
+def test_speaker_bounds_the_backend_refuses_the_runner_refuses_too():
+    import pydantic
+
+    with pytest.raises(pydantic.ValidationError):
+        backend.JobSettingsRequest(diarization={"min_speakers": 3, "max_speakers": 2})
+    with pytest.raises(runner.UnsupportedSettingsError):
+        runner.check_common(runner.parse_job_settings({"diarization": {"min_speakers": 3, "max_speakers": 2}}))
 
 
 @pytest.mark.parametrize("group, field, value", [
