@@ -37,8 +37,11 @@ Decoding paths:
   encode, generate, word alignment). Fallback thresholds are applied per clip by this module: a
   clip judged silent (no_speech_threshold + log_prob_threshold) is dropped, and a clip failing
   compression_ratio_threshold or log_prob_threshold is decoded again, alone, by the sequential
-  decoder with the remaining temperatures. With alignment the clip is cut into sentences using
-  word timings; without, a segment is a whole clip.
+  decoder with the remaining temperatures. Every clip gets word timings (jobs without alignment
+  drop them from the transcript): when VAD finds speech after a clip's last word, the decoder
+  ended its text early, and that tail is decoded again by the sequential decoder
+  (`_complete_clip`). With alignment the clip is cut into sentences using word timings; without,
+  a segment is a whole clip (its times those of its first and last word).
 * **lanes side by side** (the batched path on CPU, `_LaneRun`): the same lanes, contexts, second
   decodes of lane starts, fallback rules and word alignment (so the same transcript, except that
   no context is cut to the length of a shorter one in its batch), computed differently: the
@@ -49,6 +52,9 @@ Decoding paths:
   long as the 6 clips one after the other (beam search on CPU is bound by memory traffic), and one
   decoder call on 2 threads is slower than on 1. Every clip is encoded once; the encoder output
   is kept for its second decode and its word alignment (done once its text is final), then freed.
+* **diarization** (``diarization`` set): speakers are found beside the decoding, in a second
+  thread (`diarize.py`); words are labelled and segments cut where the speaker changes
+  (`build_transcript`, `speakers.py`).
 * **sequential** (``batch_size <= 1``): ``WhisperModel.transcribe`` over the same clips with the
   full temperature tuple, thresholds and ``condition_on_previous_text`` (reset after hot
   fallbacks). No §4 setting forces this path; only runner configuration does.
