@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """A spoken two-person interview made with espeak-ng, for trying and testing speaker diarization.
 
-    python runner_image/tools/dialogue.py dialogue.wav [--gap 1.0] [--repeat 1]
+    python runner_image/tools/dialogue.py dialogue.wav [--gap 1.0] [--repeat 1] [--long]
 
 Two clearly different voices take turns (an interviewer: ``en-us`` at pitch 30; a librarian:
-``en+f3`` at pitch 80), eight turns, about 53 s with the default one-second pauses. `--repeat`
-plays the interview several times over (for benchmarks). The script and each turn's time span are
+``en+f3`` at pitch 80), eight turns, about 53 s with the default one-second pauses; `--long` goes
+on with fourteen more turns (about 2.3 minutes in all). `--repeat` plays it several times over. The script and each turn's time span are
 returned by `make_dialogue` (and printed by the command), so tests know who said what, when.
 Standard library only, plus the ``espeak-ng`` program.
 """
@@ -35,6 +35,29 @@ SCRIPT = (
     ("interviewer", "That sounds wonderful. Is there anything you would change?"),
     ("librarian", "I would like more space for the maps, and a second scanner, because the queue is "
                   "always very long."),
+)
+
+# The interview goes on (about 85 s more): different sentences, for a longer recording in which
+# nothing is said twice (benchmarks; a verbatim repeat is easier to split into extra speakers).
+SCRIPT_GOES_ON = (
+    ("interviewer", "How did you first come to work in an archive?"),
+    ("librarian", "I studied history, and during my last summer I helped to sort the letters of a "
+                  "famous painter. After that I never wanted to leave."),
+    ("interviewer", "What was the strangest request you ever had?"),
+    ("librarian", "A man wanted every newspaper from the year his grandmother was born, because he "
+                  "believed she had won a baking competition."),
+    ("interviewer", "And had she?"),
+    ("librarian", "She came second, with an apple cake. He was delighted anyway and sent us a photograph."),
+    ("interviewer", "How has the work changed since you started?"),
+    ("librarian", "Most people now ask by e-mail, and they expect a scan within a day. The old paper "
+                  "still has to be handled slowly, so we plan our weeks very carefully."),
+    ("interviewer", "Do young people still visit the reading room?"),
+    ("librarian", "More than you would think. School classes come every spring, and students often "
+                  "stay until we close."),
+    ("interviewer", "What would you tell someone who wants to do your job?"),
+    ("librarian", "Be patient, be curious, and learn to read old handwriting. The rest comes with time."),
+    ("interviewer", "Thank you very much for your time."),
+    ("librarian", "It was a pleasure. Come and visit us on the second floor."),
 )
 
 
@@ -82,8 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--gap", type=float, default=1.0, help="seconds of silence after each turn")
     parser.add_argument("--repeat", type=int, default=1, help="play the interview this many times")
+    parser.add_argument("--long", action="store_true", help="the interview goes on: 22 turns, not 8")
     args = parser.parse_args(argv)
-    for turn in make_dialogue(args.out, gap=args.gap, repeat=args.repeat):
+    script = SCRIPT + SCRIPT_GOES_ON if args.long else SCRIPT
+    for turn in make_dialogue(args.out, gap=args.gap, repeat=args.repeat, script=script):
         print(f"{turn.start:7.2f} {turn.end:7.2f} {turn.voice:<11} {turn.text}")
     return 0
 
