@@ -5,8 +5,9 @@
 
 Two clearly different voices take turns (an interviewer: ``en-us`` at pitch 30; a librarian:
 ``en+f3`` at pitch 80), eight turns, about 53 s with the default one-second pauses; `--long` goes
-on with fourteen more turns (about 2.3 minutes in all). `--repeat` plays it several times over. The script and each turn's time span are
-returned by `make_dialogue` (and printed by the command), so tests know who said what, when.
+on with fourteen more turns (about 2.3 minutes in all). `--repeat` plays it several times over.
+The script and each turn's time span are returned by `make_dialogue` (and printed by the
+command), so tests know who said what, when.
 Standard library only, plus the ``espeak-ng`` program.
 """
 
