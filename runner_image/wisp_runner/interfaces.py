@@ -24,11 +24,16 @@ class JobControl:
     def __init__(self) -> None:
         self._cancel = threading.Event()
         self._progress = 0.0
+        self._parts: list[JobControl] = []
         self.cancel_reason = ""
 
     def cancel(self, reason: str) -> None:
-        self.cancel_reason = reason
-        self._cancel.set()
+        """Stop the job, and every part of it (`share`), with `reason`."""
+        if not self._cancel.is_set():
+            self.cancel_reason = reason
+            self._cancel.set()
+        for part in list(self._parts):
+            part.cancel(self.cancel_reason)
 
     @property
     def cancelled(self) -> bool:
@@ -57,22 +62,19 @@ class JobControl:
         parts = [_Part(self, w / total) for w in weights]
         for part in parts:
             part.siblings = parts
+        self._parts.extend(parts)
+        if self.cancelled:  # cancelled before the parts were known to `cancel`
+            self.cancel(self.cancel_reason)
         return list(parts)
 
 
 class _Part(JobControl):
+    """A part of a job (`JobControl.share`): cancelled with it, or on its own."""
+
     def __init__(self, parent: JobControl, weight: float) -> None:
         super().__init__()
         self.parent, self.weight = parent, weight
         self.siblings: list[_Part] = []
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel.is_set() or self.parent.cancelled
-
-    def check_cancelled(self) -> None:
-        self.parent.check_cancelled()
-        super().check_cancelled()
 
     def set_progress(self, percent: float) -> None:
         super().set_progress(percent)
