@@ -319,6 +319,25 @@ def test_no_speech_is_dropped_when_voices_change(transcriber, dialogue, alignmen
     assert all("speaker" not in s for s in result["segments"])
 
 
+def test_the_gpu_path_keeps_the_speech_after_a_voice_change_too(transcriber, dialogue):
+    """`_batched` (the GPU path, whole batches per call) run on the CPU: its clips get the same
+    tail decode as the CPU lanes."""
+    from faster_whisper import decode_audio
+
+    from wisp_runner.transcribe import build_transcript, merge_regions
+
+    path, turns = dialogue
+    audio = decode_audio(str(path), sampling_rate=16000)
+    settings = parse_job_settings({"model": "tiny.en", "language": "en", "alignment": None})
+    model = transcriber.load_model("tiny.en")
+    regions = transcriber.speech_regions(audio, settings)
+    options = {**transcriber.decode_options(model, settings, "en"), "word_timestamps": True}
+    segments = transcriber._batched(model, audio, merge_regions(regions, 30), regions, options, JobControl())
+    heard = " ".join(s["text"] for s in build_transcript(segments, "en", None)["segments"])
+    came_back, _ = share_of_script_heard(" ".join(t.text for t in turns), heard)
+    assert came_back >= 0.95, heard
+
+
 def test_uncovered_speech():
     from wisp_runner.transcribe import merge_regions, uncovered_speech
 
