@@ -136,7 +136,11 @@ def test_every_client_sees_a_real_job_created_progressing_and_deleted(stacks, tm
     stack = stacks(WISP_LOCAL_RUNNER="1", WISP_RUNNER_HEARTBEAT_INTERVAL="1", WISP_RUNNER_BATCH_SIZE="1",
                    WISP_RUNNER_CPU_THREADS="1")
     audio = tmp_path / "talk.wav"
-    text = " ".join(["This interview is about the history of the town and the people who lived in it."] * 12)
+    # Three connections of one user poll in turn, each every 3 × 3 s (event_stream.Slot): for each
+    # to see the progress move, it must poll at least twice while the job runs. 12 sentences ran
+    # for about 15 s and sometimes gave a client only one poll in that time; 20 give about 25 s
+    # (and 4.3 MB of WAV, under the 4.5 MB of a plain upload).
+    text = " ".join(["This interview is about the history of the town and the people who lived in it."] * 20)
     subprocess.run(["espeak-ng", "-s", "150", "-w", str(audio), text], check=True)
     email = "listener@example.org"
     sign_up_and_activate(stack, email)
