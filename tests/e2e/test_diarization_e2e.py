@@ -29,15 +29,16 @@ import shutil
 import subprocess
 import sys
 import time
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 import requests
 
-from .stack import ROOT, Stack, log_in, sign_up_and_activate, start_stack
+from .stack import ROOT, Stack, log_in, sign_up_and_activate, stack_with_runner
+
+sys.path.insert(0, str(ROOT / "runner_image" / "tools"))
+from dialogue import Turn, by_majority, script_heard, voice_at  # noqa: E402  (standard library only)
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"),
@@ -62,25 +63,17 @@ PREFIX = re.compile(r"^\[(SPEAKER_\d\d)\]: \S")
 DIARIZATION = {"min_speakers": None, "max_speakers": None}
 
 
-@dataclass(frozen=True)
-class Turn:
-    start: float
-    end: float
-    voice: str
-    text: str
-
-
 @pytest.fixture(scope="module")
 def dialogue(tmp_path_factory) -> tuple[Path, list[Turn]]:
-    """(WAV, turns) of the two-voice interview; the tool prints one line per turn: start, end,
-    voice, text."""
+    """(WAV, turns) of the two-voice interview, made by the tool's command, which prints one line
+    per turn: start, end, voice, text."""
     path = tmp_path_factory.mktemp("dialogue") / "interview.wav"
     printed = subprocess.run([sys.executable, str(ROOT / "runner_image" / "tools" / "dialogue.py"), str(path)],
                              check=True, capture_output=True, text=True).stdout
     turns = []
     for line in printed.splitlines():
         start, end, voice, text = line.split(None, 3)
-        turns.append(Turn(float(start), float(end), voice, text))
+        turns.append(Turn(voice, text, float(start), float(end)))
     assert {t.voice for t in turns} == {"interviewer", "librarian"}, printed
     return path, turns
 
@@ -129,14 +122,9 @@ class User:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Stack:
-    folder = tmp_path_factory.mktemp("diarization")
-    started = start_stack(folder / "state", folder / "stack.log", WISP_LOCAL_RUNNER="1")
-    try:
-        started.wait_for_runner()
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    with stack_with_runner(tmp_path_factory.mktemp("diarization")) as started:
         yield started
-    finally:
-        started.kill()
 
 
 @pytest.fixture(scope="module")
@@ -149,42 +137,16 @@ def user(stack) -> User:
 # --------------------------------------------------------------------------------------------
 
 
-def _words(text: str) -> list[str]:
-    """Lower case, punctuation gone (apostrophes kept), labels dropped."""
-    return re.sub(r"[^a-z0-9' ]+", " ", re.sub(r"\[SPEAKER_\d\d\]: ", " ", text).lower()).split()
-
-
-def script_heard(script: str, transcript: str) -> tuple[float, float]:
-    """(share of the script's words that came back at all, share that came back right): the script
-    and the transcript aligned word for word as jiwer's WER does; the first counts all but the
-    deletions (misheard words came back, as something else), the second only the hits."""
-    import jiwer
-
-    reference = _words(script)
-    found = jiwer.process_words(" ".join(reference), " ".join(_words(transcript)))
-    return (found.hits + found.substitutions) / len(reference), found.hits / len(reference)
-
-
 def cue_texts(subtitles: str) -> list[str]:
     """The first text line of every srt/vtt cue (the line after its timing line)."""
     lines = subtitles.splitlines()
     return [lines[i + 1] for i, line in enumerate(lines) if "-->" in line and i + 1 < len(lines)]
 
 
-def true_voice(turns: list[Turn], start: float, end: float) -> str:
-    """The voice whose turn holds the word's middle, else the nearest turn's."""
-    middle = (start + end) / 2
-    return min(turns, key=lambda t: 0.0 if t.start <= middle <= t.end
-               else min(abs(t.start - middle), abs(t.end - middle))).voice
-
-
 def attributed_share(words: list[dict[str, Any]], turns: list[Turn]) -> tuple[float, dict[str, str]]:
-    """Share of words whose speaker label stands for their true voice, each label standing for
-    the voice most of its words have; and that mapping."""
-    truth = [(w["speaker"], true_voice(turns, w["start"], w["end"])) for w in words]
-    mapping = {label: Counter(v for lab, v in truth if lab == label).most_common(1)[0][0]
-               for label in {lab for lab, _ in truth}}
-    return sum(mapping[label] == voice for label, voice in truth) / len(truth), mapping
+    """Share of words whose speaker label stands for their true voice, and label → voice."""
+    majority = by_majority((w["speaker"], voice_at(turns, w["start"], w["end"]), 1) for w in words)
+    return majority.share, majority.voice_of
 
 
 def _all_words(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -243,8 +205,8 @@ def test_a_diarized_job_labels_two_voices_in_every_format(stack, user, dialogue)
     assert share >= 0.90, (share, mapping, out["as_txt"])
 
     # and diarization loses no text (see the job without diarization below)
-    came_back, right = script_heard(" ".join(t.text for t in turns), out["as_txt"])
-    assert came_back >= 0.95 and right >= 0.90, (came_back, right, out["as_txt"])
+    heard = script_heard(" ".join(t.text for t in turns), out["as_txt"])
+    assert heard.came_back >= 0.95 and heard.right >= 0.90, (heard, out["as_txt"])
 
 
 def _readme_block() -> str:
@@ -298,5 +260,5 @@ def test_a_job_without_diarization_has_no_labels_and_all_the_words(user, dialogu
     document = out["as_json"]
     assert not any("speaker" in seg for seg in document["segments"])
     assert not any("speaker" in w for w in _all_words(document) + document.get("word_segments", []))
-    came_back, right = script_heard(" ".join(t.text for t in turns), out["as_txt"])
-    assert came_back >= 0.95 and right >= 0.90, (came_back, right, out["as_txt"])
+    heard = script_heard(" ".join(t.text for t in turns), out["as_txt"])
+    assert heard.came_back >= 0.95 and heard.right >= 0.90, (heard, out["as_txt"])

@@ -12,11 +12,12 @@ import subprocess
 import textwrap
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import requests
 
-from .stack import PASSWORD, ROOT, Stack, sent_mail, start_stack
+from .stack import PASSWORD, ROOT, Stack, sent_mail, stack_with_runner
 
 CLIENTS = ROOT / "tests" / "clients"
 ADMIN = "admin@wisp.example"
@@ -48,15 +49,9 @@ def _node(script: str, *args: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Stack:
-    folder = tmp_path_factory.mktemp("newcomer")
-    started = start_stack(folder / "state", folder / "stack.log", WISP_LOCAL_RUNNER="1")
-    try:
-        started.wait_for_runner()
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    with stack_with_runner(tmp_path_factory.mktemp("newcomer")) as started:
         yield started
-    finally:
-        if started.process.poll() is None:
-            assert started.stop() == 0
 
 
 def _admin_password(stack: Stack) -> str:
