@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,27 @@ def stack_with_runner(folder: Path, **extra_env: str) -> Iterator[Stack]:
     finally:
         if started.process.poll() is None:
             assert started.stop() == 0
+
+
+def readme_blocks(heading: str) -> list[str]:
+    """The ```sh blocks of README.md's section ``## <heading>``, dedented, in order."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index(f"\n## {heading}\n")
+    section = readme[start:readme.index("\n## ", start + 1)]
+    return [textwrap.dedent(b) for b in re.findall(r"^ *```sh\n(.*?)^ *```", section, re.S | re.M)]
+
+
+def run_as_typed(stack: Stack, commands: str, home: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Documented commands run by bash as written, in the repository folder, with a clean
+    environment: PORT and WISP_STATE_DIR as `stack` was started with (the README's commands honour
+    them like `make run`); HOME and TMPDIR in `home`."""
+    return subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", commands], cwd=ROOT, capture_output=True, text=True,
+        timeout=timeout,
+        env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(home),
+             "TMPDIR": str(home), "PORT": stack.url.rsplit(":", 1)[1],
+             "WISP_STATE_DIR": str(stack.log.parent / "state")},
+    )
 
 
 def sent_mail(stack: Stack, to: str) -> list[str]:

@@ -35,7 +35,7 @@ from typing import Any, Iterator
 import pytest
 import requests
 
-from .stack import ROOT, Stack, log_in, sign_up_and_activate, stack_with_runner
+from .stack import ROOT, Stack, log_in, readme_blocks, run_as_typed, sign_up_and_activate, stack_with_runner
 
 sys.path.insert(0, str(ROOT / "runner_image" / "tools"))
 from dialogue import Turn, by_majority, script_heard, voice_at  # noqa: E402  (standard library only)
@@ -209,25 +209,10 @@ def test_a_diarized_job_labels_two_voices_in_every_format(stack, user, dialogue)
     assert heard.came_back >= 0.95 and heard.right >= 0.90, (heard, out["as_txt"])
 
 
-def _readme_block() -> str:
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("\n## Speaker labels\n")
-    blocks = re.findall(r"^```sh\n(.*?)^```", readme[start:readme.index("\n## ", start + 1)], re.S | re.M)
-    assert len(blocks) == 1, blocks
-    return blocks[0]
-
-
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_the_readme_speaker_labels_commands_run_as_written(stack, tmp_path):
-    # bash runs them as written in the repository folder (PORT and WISP_STATE_DIR as the stack was
-    # started with, which the commands honour like `make run`)
-    result = subprocess.run(
-        ["bash", "-e", "-o", "pipefail", "-c", _readme_block()], cwd=ROOT, capture_output=True, text=True,
-        timeout=JOB_SECONDS + 60,
-        env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(tmp_path),
-             "TMPDIR": str(tmp_path), "PORT": stack.url.rsplit(":", 1)[1],
-             "WISP_STATE_DIR": str(stack.log.parent / "state")},
-    )
+    (block,) = readme_blocks("Speaker labels")
+    result = run_as_typed(stack, block, tmp_path, JOB_SECONDS + 60)  # bash, as written
     output = result.stdout
     assert result.returncode == 0, f"{output}\n{result.stderr}"
     assert "You are logged in" in output and re.search(r"^job \d+: success", output, re.M), output

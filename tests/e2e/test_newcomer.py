@@ -9,7 +9,6 @@ import json
 import re
 import shutil
 import subprocess
-import textwrap
 import time
 from pathlib import Path
 from typing import Iterator
@@ -17,7 +16,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from .stack import PASSWORD, ROOT, Stack, sent_mail, stack_with_runner
+from .stack import PASSWORD, ROOT, Stack, readme_blocks, run_as_typed, sent_mail, stack_with_runner
 
 CLIENTS = ROOT / "tests" / "clients"
 ADMIN = "admin@wisp.example"
@@ -176,27 +175,13 @@ def test_curl_upload_of_what_is_not_audio_is_415(stack, tmp_path):
     assert status == 415 and "no audio or video format" in json.loads(text)["detail"], text
 
 
-def _readme_blocks() -> list[str]:
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("\n## Transcribe a file\n")
-    section = readme[start:readme.index("\n## ", start + 1)]
-    return [textwrap.dedent(b) for b in re.findall(r"^ *```sh\n(.*?)^ *```", section, re.S | re.M)]
-
-
 def test_readme_transcribe_a_file_runs_as_written(stack, tmp_path):
     _need("curl", "espeak-ng", "python3")
     # GIVEN the README's commands: the transcription, then the API-token variant
-    blocks = _readme_blocks()
+    blocks = readme_blocks("Transcribe a file")
     assert len(blocks) == 2, blocks
-    # WHEN bash runs them, as written, in the repository folder (PORT and WISP_STATE_DIR as the
-    # stack was started with, which the commands honour like `make run`)
-    result = subprocess.run(
-        ["bash", "-e", "-o", "pipefail", "-c", "\n".join(blocks)], cwd=ROOT, capture_output=True, text=True,
-        timeout=JOB_SECONDS + 60,
-        env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(tmp_path),
-             "TMPDIR": str(tmp_path), "PORT": stack.url.rsplit(":", 1)[1],
-             "WISP_STATE_DIR": str(stack.log.parent / "state")},
-    )
+    # WHEN bash runs them, as written, in the repository folder
+    result = run_as_typed(stack, "\n".join(blocks), tmp_path, JOB_SECONDS + 60)
     output = result.stdout
     assert result.returncode == 0, f"{output}\n{result.stderr}"
     # THEN it logged in, the job succeeded, the transcript was printed as text
