@@ -215,7 +215,7 @@ def speaker_turns(subsegments: Sequence[tuple[float, float]], labels: np.ndarray
     order they first speak."""
     turns: list[list[Any]] = []  # [start, end, label]
     for (start, end), label in zip(subsegments, labels):
-        start, end = max(0.0, float(start)), float(end)
+        start, end = float(start), float(end)
         if turns and turns[-1][2] == label and start <= turns[-1][1]:
             turns[-1][1] = max(turns[-1][1], end)
             continue

